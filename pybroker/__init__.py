@@ -1,0 +1,3 @@
+"""pybroker: a Kafka-compatible event-streaming broker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Kafka protocol definitions (our own compact form) and their schema model."""
