@@ -1,0 +1,1 @@
+"""Listeners and connections: size-prefixed frames in, ordered responses out."""

@@ -1,0 +1,151 @@
+"""One client connection: frame splitting, in-order responses, backpressure, idle reaping.
+
+Wire framing: `u32 size | size bytes (request header + body)`; responses likewise.
+Requests on a connection are handled one at a time in arrival order (as Kafka mutes a channel
+while its request is in flight), so a pipelined Produce is appended before the Fetch behind it is
+served and responses leave in request order. Reading continues while a request is in flight, up to
+`queued.max.requests` frames; beyond that, and while the transport's write buffer is above its
+high-water mark (a slow reader), reading is paused.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import socket
+import time
+
+log = logging.getLogger("pybroker.network")
+
+_SIZE = 4
+
+
+class Connection(asyncio.Protocol):
+    """Protocol instance per accepted socket; `dispatcher(conn, frame)` returns bytes, None, or an
+    awaitable of either. A dispatcher raising CloseConnection closes just this connection."""
+
+    def __init__(self, server, listener_name: str):
+        self.server = server
+        self.listener = listener_name
+        self.dispatcher = server.dispatch
+        self.max_request = server.config["socket.request.max.bytes"]
+        self.max_queued = server.config["queued.max.requests"]
+        self.transport = None
+        self.peer = None
+        self.buf = bytearray()
+        self.pending = collections.deque()
+        self.busy = False
+        self.write_paused = False
+        self.read_paused = False
+        self.closed = False
+        self.last_active = time.monotonic()
+        self.task = None
+        self.context = {}  # per-connection state for handlers (e.g. SASL, client software)
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.server.connections.discard(self)
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.pending.clear()
+        self.buf = bytearray()
+
+    def data_received(self, data):
+        self.last_active = time.monotonic()
+        buf = self.buf
+        buf += data
+        while len(buf) >= _SIZE:
+            size = int.from_bytes(buf[:_SIZE], "big", signed=True)
+            if size < 0 or size > self.max_request:
+                log.warning("closing %s: request size %d outside 0..socket.request.max.bytes=%d",
+                            self.peer, size, self.max_request)
+                self.close()
+                return
+            end = _SIZE + size
+            if len(buf) < end:
+                break
+            self.pending.append(bytes(buf[_SIZE:end]))
+            del buf[:end]
+        if len(self.pending) >= self.max_queued and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self.process()
+
+    def pause_writing(self):
+        self.write_paused = True
+
+    def resume_writing(self):
+        self.write_paused = False
+        if not self.busy:
+            self.process()
+
+    def eof_received(self):
+        return False  # close our side too once pending responses are written
+
+    # -- request processing -----------------------------------------------------------------
+    def process(self):
+        """Handle queued frames in order until one needs to wait or the writer is saturated."""
+        while self.pending and not self.write_paused and not self.closed:
+            frame = self.pending.popleft()
+            try:
+                result = self.dispatcher(self, frame)
+            except CloseConnection as exc:
+                log.info("closing %s: %s", self.peer, exc)
+                self.close()
+                return
+            if inspect.isawaitable(result):
+                self.busy = True
+                self.task = asyncio.ensure_future(self._finish(result))
+                return
+            if result is not None:
+                self.transport.write(result)
+        self._maybe_resume_reading()
+
+    async def _finish(self, awaitable):
+        try:
+            result = await awaitable
+        except CloseConnection as exc:
+            log.info("closing %s: %s", self.peer, exc)
+            self.close()
+            return
+        except asyncio.CancelledError:
+            return
+        finally:
+            self.busy = False
+        if self.closed:
+            return
+        if result is not None:
+            self.transport.write(result)
+        self.process()
+
+    def _maybe_resume_reading(self):
+        if self.read_paused and len(self.pending) < self.max_queued // 2 and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.pending.clear()
+            if self.transport is not None:
+                self.transport.close()
+
+    @property
+    def idle_for(self) -> float:
+        return time.monotonic() - self.last_active if not self.busy else 0.0
+
+
+class CloseConnection(Exception):
+    """Raised by a dispatcher to close the connection without a response (Kafka's behaviour for
+    malformed requests, unknown API keys and unsupported versions other than ApiVersions)."""
