@@ -1,0 +1,1 @@
+"""Partitions hosted by this broker: leader state over the log, appends, reads, delayed operations."""
