@@ -19,8 +19,29 @@ Grammar (one message block per header line; nesting by two-space indentation):
 
 Types: bool int8 int16 uint16 int32 uint32 int64 float64 string uuid bytes records, `[]T` for arrays,
 or a capitalised struct name. Ranges: `3`, `3-7`, `3+`, `none`. A field without `v` exists in
-every version of its parent (`0+`). `default=` takes the value up to the next space; a string
-default with spaces is written in double quotes.
+every version of its parent (`0+`) — or, if it has `tagged=`, in its tagged versions. `default=`
+takes the value up to the next space, as Kafka writes it (`-1`, `0x7fffffff`, `true`, `null`); a
+string default with spaces, or the empty string, is written in double quotes (`default=""`).
+`#` starts a comment (outside quotes). `unstable` on a request header line is Kafka's
+`latestVersionUnstable`: the highest version is not advertised by default.
+
+Semantics worth knowing when compiling a codec:
+
+* Versions of nested fields are written as in Kafka's spec (not intersected with the parent's);
+  a nested field exists in version v only if its parent does too.
+* `Field.flexible` is the field-level `flexibleVersions` override (string/bytes only): None means
+  "inherit the message's flexible versions"; an explicit `flexible=none` is stored as `NEVER`, an
+  empty range that `in_range` never matches (None could not be used: it already means "inherit").
+  `Field.uses_compact(v, message)` applies the rule. RequestHeader.ClientId is the one user.
+* `nullable=` on a struct-typed (non-array) field means an INT8 presence prefix (-1 = null).
+* `Message.structs` maps a common struct's name to its field list; `Message.struct_versions`
+  maps it to the struct's `v` range (default `0+`). Fields whose type names a common struct
+  share that list object.
+
+The parser rejects: bad indentation, unknown types, unknown attributes, struct-typed fields
+without fields or a common struct, nested fields under primitives, duplicate field names or tags
+within one struct, `tag`/`tagged` one without the other, `nullable`/`flexible` on a type that
+cannot carry them, and defaults that do not parse for the field's type.
 """
 from __future__ import annotations
 
@@ -33,8 +54,15 @@ from typing import Optional
 MAX_VERSION = 0x7FFF
 PRIMITIVES = frozenset(
     "bool int8 int16 uint16 int32 uint32 int64 float64 string uuid bytes records".split())
+INT_BOUNDS = {
+    "int8": (-(1 << 7), (1 << 7) - 1), "int16": (-(1 << 15), (1 << 15) - 1),
+    "uint16": (0, (1 << 16) - 1), "int32": (-(1 << 31), (1 << 31) - 1),
+    "uint32": (0, (1 << 32) - 1), "int64": (-(1 << 63), (1 << 63) - 1),
+}
+NULLABLE_TYPES = frozenset(("string", "bytes", "records"))  # plus arrays and structs
 
 Range = Optional[tuple]  # (lo, hi) inclusive, or None for the empty set
+NEVER = (1, 0)           # an explicitly empty range, where None already means "inherit"
 
 
 def parse_range(text: str) -> Range:
@@ -42,16 +70,19 @@ def parse_range(text: str) -> Range:
     text = text.strip()
     if text == "none":
         return None
-    if text.endswith("+"):
-        return (int(text[:-1]), MAX_VERSION)
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return (int(lo), int(hi))
-    return (int(text), int(text))
+    try:
+        if text.endswith("+"):
+            return (int(text[:-1]), MAX_VERSION)
+        if "-" in text:
+            lo, hi = text.split("-", 1)
+            return (int(lo), int(hi))
+        return (int(text), int(text))
+    except ValueError:
+        raise SchemaError(f"bad version range {text!r}") from None
 
 
 def format_range(r: Range) -> str:
-    if r is None:
+    if r is None or r[0] > r[1]:
         return "none"
     lo, hi = r
     if hi == MAX_VERSION:
@@ -109,6 +140,10 @@ class Field:
     def is_nullable(self, v: int) -> bool:
         return in_range(v, self.nullable)
 
+    def uses_compact(self, v: int, message: "Message") -> bool:
+        """True if this field's length prefix is compact (uvarint) in version v of `message`."""
+        return in_range(v, message.flexible if self.flexible is None else self.flexible)
+
 
 @dataclass
 class Message:
@@ -121,6 +156,7 @@ class Message:
     unstable: bool = False
     fields: list = field(default_factory=list)
     structs: dict = field(default_factory=dict)  # common structs: name -> list[Field]
+    struct_versions: dict = field(default_factory=dict)  # common structs: name -> Range
 
     @property
     def class_name(self) -> str:
@@ -139,49 +175,141 @@ class SchemaError(ValueError):
 
 
 _HEAD = re.compile(r"^(request|response|header|data)\s+(\w+)\s*(.*)$")
-_FIELD = re.compile(r"^(\w+):\s*(\S+)\s*(.*)$")
+_FIELD = re.compile(r"^([A-Za-z]\w*):\s*(\S+)\s*(.*)$")
 _STRUCT = re.compile(r"^struct\s+(\w+)\s*(.*)$")
+_HEAD_ATTRS = frozenset(("key", "versions", "flexible", "listeners", "unstable"))
+_FIELD_ATTRS = frozenset(
+    ("v", "nullable", "tag", "tagged", "default", "flexible", "ignorable", "mapkey"))
+_FLAGS = frozenset(("unstable", "ignorable", "mapkey"))  # bare words; all others take `=value`
 
 
-def _attrs(text: str, where: str) -> dict:
+def _tokens(text: str) -> list:
+    """Split attributes on spaces; quoted values (and `#` inside them) only via shlex."""
+    if '"' in text or "'" in text:
+        return shlex.split(text, comments=True)
+    cut = text.find("#")
+    return (text if cut < 0 else text[:cut]).split()
+
+
+def _attrs(text: str, where: str, known: frozenset) -> dict:
     out = {}
-    for tok in shlex.split(text, comments=True):
+    try:
+        tokens = _tokens(text)
+    except ValueError as exc:  # unbalanced quotes
+        raise SchemaError(f"{where}: {exc}") from None
+    for tok in tokens:
         if "=" in tok:
             k, v = tok.split("=", 1)
-            out[k] = v
-        elif tok.startswith("v") and tok[1:2].isdigit():
-            out["v"] = tok[1:]
+        elif tok[:1] == "v" and tok[1:2].isdigit():
+            k, v = "v", tok[1:]
         else:
-            out[tok] = True
+            k, v = tok, True
+        if k not in known:
+            raise SchemaError(f"{where}: unknown attribute {k!r}")
+        if (v is True) != (k in _FLAGS):
+            need = "takes no value" if k in _FLAGS else "needs a value"
+            raise SchemaError(f"{where}: attribute {k!r} {need}")
+        if k in out:
+            raise SchemaError(f"{where}: attribute {k!r} given twice")
+        out[k] = v
     return out
+
+
+def _range_attr(attrs: dict, key: str, where: str) -> Range:
+    try:
+        return parse_range(attrs[key])
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {key}: {exc}") from None
 
 
 def _make_field(name: str, typ: str, attrs: dict, where: str) -> Field:
     is_array = typ.startswith("[]")
     elem = typ[2:] if is_array else typ
-    if elem not in PRIMITIVES and not elem[:1].isupper():
+    if elem not in PRIMITIVES and not (elem[:1].isupper() and elem.isidentifier()):
         raise SchemaError(f"{where}: unknown type {typ!r}")
     f = Field(name=name, type=elem, is_array=is_array)
-    known = {"v", "nullable", "tag", "tagged", "default", "flexible", "ignorable", "mapkey"}
-    unknown = set(attrs) - known
-    if unknown:
-        raise SchemaError(f"{where}: unknown attributes {sorted(unknown)}")
     if "tagged" in attrs:
-        f.tagged = parse_range(attrs["tagged"])
-    f.versions = parse_range(attrs["v"]) if "v" in attrs else (f.tagged or (0, MAX_VERSION))
+        f.tagged = _range_attr(attrs, "tagged", where)
+    f.versions = _range_attr(attrs, "v", where) if "v" in attrs else (f.tagged or (0, MAX_VERSION))
     if "nullable" in attrs:
-        f.nullable = parse_range(attrs["nullable"])
+        f.nullable = _range_attr(attrs, "nullable", where)
     if "tag" in attrs:
+        if not str(attrs["tag"]).isdigit():
+            raise SchemaError(f"{where}: tag must be a non-negative integer")
         f.tag = int(attrs["tag"])
-        if f.tagged is None:
-            raise SchemaError(f"{where}: tag without tagged=")
+    if (f.tag is None) != (f.tagged is None):
+        raise SchemaError(f"{where}: tag= and tagged= go together")
     if "default" in attrs:
         f.default = attrs["default"]
     if "flexible" in attrs:
-        f.flexible = parse_range(attrs["flexible"])
+        f.flexible = _range_attr(attrs, "flexible", where) or NEVER
     f.ignorable = bool(attrs.get("ignorable"))
     f.map_key = bool(attrs.get("mapkey"))
+    _check_field(f, where)
     return f
+
+
+def _check_field(f: Field, where: str) -> None:
+    nullable_ok = f.is_array or f.is_struct or f.type in NULLABLE_TYPES
+    if f.nullable is not None and not nullable_ok:
+        raise SchemaError(f"{where}: {f.type} cannot be nullable")
+    if f.flexible is not None and (f.is_array or f.type not in ("string", "bytes")):
+        raise SchemaError(f"{where}: flexible= is only allowed on string and bytes fields")
+    if f.default is not None and not _default_ok(f):
+        raise SchemaError(f"{where}: default {f.default!r} does not fit type {f.type}")
+
+
+def _default_ok(f: Field) -> bool:
+    d = f.default
+    if d == "null":
+        return f.nullable is not None
+    if f.is_array or f.is_struct:
+        return False
+    if f.type in INT_BOUNDS:
+        lo, hi = INT_BOUNDS[f.type]
+        try:
+            n = int(d, 16) if d.lower().lstrip("-").startswith("0x") else int(d)
+        except ValueError:
+            return False
+        return lo <= n <= hi
+    if f.type == "bool":
+        return d in ("true", "false")
+    if f.type == "float64":
+        try:
+            float(d)
+        except ValueError:
+            return False
+    return True
+
+
+def _strip_comment(raw: str) -> str:
+    """Drop a trailing comment; lines with quotes keep theirs for shlex to handle."""
+    if "#" not in raw:
+        return raw.rstrip()
+    if raw.lstrip().startswith("#"):
+        return ""
+    if '"' in raw or "'" in raw:
+        return raw.rstrip()
+    return raw.split("#", 1)[0].rstrip()
+
+
+def _head(body: str, where: str) -> Message:
+    m = _HEAD.match(body)
+    if not m:
+        raise SchemaError(f"{where}: expected a message header line")
+    kind, name, rest = m.groups()
+    attrs = _attrs(rest, where, _HEAD_ATTRS)
+    key = attrs.get("key")
+    if key is not None and not str(key).lstrip("-").isdigit():
+        raise SchemaError(f"{where}: key must be an integer")
+    return Message(
+        kind=kind, name=name,
+        api_key=int(key) if key is not None else None,
+        versions=_range_attr(attrs, "versions", where) if "versions" in attrs else (0, 0),
+        flexible=_range_attr(attrs, "flexible", where) if "flexible" in attrs else None,
+        listeners=tuple(attrs["listeners"].split(",")) if "listeners" in attrs else (),
+        unstable=bool(attrs.get("unstable")),
+    )
 
 
 def parse(text: str, source: str = "<defs>") -> list:
@@ -190,26 +318,16 @@ def parse(text: str, source: str = "<defs>") -> list:
     stack = []  # (indent, list-to-append-to)
     msg = None
     for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].rstrip() if "#" in raw and '"' not in raw else raw.rstrip()
+        line = _strip_comment(raw)
         if not line.strip():
             continue
         where = f"{source}:{lineno}"
-        indent = len(line) - len(line.lstrip(" "))
-        body = line.strip()
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        if body[:1] == "\t":
+            raise SchemaError(f"{where}: indent with spaces, not tabs")
         if indent == 0:
-            m = _HEAD.match(body)
-            if not m:
-                raise SchemaError(f"{where}: expected a message header line")
-            kind, name, rest = m.groups()
-            attrs = _attrs(rest, where)
-            msg = Message(
-                kind=kind, name=name,
-                api_key=int(attrs["key"]) if "key" in attrs else None,
-                versions=parse_range(attrs.get("versions", "0")),
-                flexible=parse_range(attrs.get("flexible", "none")),
-                listeners=tuple(attrs["listeners"].split(",")) if "listeners" in attrs else (),
-                unstable=bool(attrs.get("unstable")),
-            )
+            msg = _head(body, where)
             messages.append(msg)
             stack = [(0, msg.fields)]
             continue
@@ -219,22 +337,26 @@ def parse(text: str, source: str = "<defs>") -> list:
             raise SchemaError(f"{where}: indentation must be a multiple of two spaces")
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        if not stack:
+        if not stack or indent > stack[-1][0] + 2:
             raise SchemaError(f"{where}: bad indentation")
         parent = stack[-1][1]
         sm = _STRUCT.match(body)
         if sm and indent == 2:
             sname, rest = sm.groups()
-            attrs = _attrs(rest, where)
+            if sname in msg.structs:
+                raise SchemaError(f"{where}: struct {sname} defined twice")
+            attrs = _attrs(rest, where, frozenset(("v",)))
             fields = []
             msg.structs[sname] = fields
+            msg.struct_versions[sname] = (
+                _range_attr(attrs, "v", where) if "v" in attrs else (0, MAX_VERSION))
             stack.append((indent, fields))
             continue
         fm = _FIELD.match(body)
         if not fm:
             raise SchemaError(f"{where}: expected 'Name: type ...'")
         name, typ, rest = fm.groups()
-        f = _make_field(name, typ, _attrs(rest, where), where)
+        f = _make_field(name, typ, _attrs(rest, where, _FIELD_ATTRS), where)
         parent.append(f)
         stack.append((indent, f.fields))
     for m in messages:
@@ -242,22 +364,34 @@ def parse(text: str, source: str = "<defs>") -> list:
     return messages
 
 
+def _check_struct(fields: list, where: str) -> None:
+    names, tags = set(), set()
+    for f in fields:
+        if f.name in names:
+            raise SchemaError(f"{where}: field {f.name} defined twice")
+        names.add(f.name)
+        if f.tag is not None:
+            if f.tag in tags:
+                raise SchemaError(f"{where}: tag {f.tag} used twice")
+            tags.add(f.tag)
+
+
 def _link(msg: Message, source: str) -> None:
     """Resolve struct-typed fields without inline fields to the message's common structs."""
-    def walk(fields, parent_versions):
+    def walk(fields, where):
+        _check_struct(fields, where)
         for f in fields:
-            eff = intersect(f.versions, parent_versions)
             if f.is_struct and not f.fields:
                 if f.type not in msg.structs:
-                    raise SchemaError(f"{source}: {msg.name}.{f.name}: unknown struct {f.type}")
+                    raise SchemaError(f"{source}: {where}.{f.name}: unknown struct {f.type}")
                 f.fields = msg.structs[f.type]
             elif not f.is_struct and f.fields:
-                raise SchemaError(f"{source}: {msg.name}.{f.name}: primitive with nested fields")
+                raise SchemaError(f"{source}: {where}.{f.name}: primitive with nested fields")
             if f.is_struct and f.fields is not msg.structs.get(f.type):
-                walk(f.fields, eff)
-    walk(msg.fields, msg.versions)
-    for fields in msg.structs.values():
-        walk(fields, msg.versions)
+                walk(f.fields, f"{where}.{f.name}")
+    walk(msg.fields, msg.class_name)
+    for name, fields in msg.structs.items():
+        walk(fields, f"{msg.class_name}.{name}")
 
 
 DEFS_DIR = os.path.join(os.path.dirname(__file__), "defs")
