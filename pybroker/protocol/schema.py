@@ -17,11 +17,12 @@ Grammar (one message block per header line; nesting by two-space indentation):
                       [flexible=<range>] [ignorable] [mapkey]
         NestedField: ...             # fields of an inline struct type (`Type` or `[]Type`)
 
-Types: bool int8 int16 uint16 int32 uint32 int64 float64 string uuid bytes records, `[]T` for arrays,
-or a capitalised struct name. Ranges: `3`, `3-7`, `3+`, `none`. A field without `v` exists in
-every version of its parent (`0+`) — or, if it has `tagged=`, in its tagged versions. `default=`
-takes the value up to the next space, as Kafka writes it (`-1`, `0x7fffffff`, `true`, `null`); a
-string default with spaces, or the empty string, is written in double quotes (`default=""`).
+Types: bool int8 int16 uint16 int32 uint32 int64 float64 string uuid bytes records, `[]T` for
+arrays, or a capitalised struct name. Ranges: `3`, `3-7`, `3+`, `none`. A field without `v`
+exists in every version of its parent (`0+`) — or, if it has `tagged=`, in its tagged versions.
+`default=` takes the value up to the next space, as Kafka writes it (`-1`, `0x7fffffff`, `true`,
+`null`); a string default with spaces, or the empty string, is written in double quotes
+(`default=""`).
 `#` starts a comment (outside quotes). `unstable` on a request header line is Kafka's
 `latestVersionUnstable`: the highest version is not advertised by default.
 
@@ -383,15 +384,15 @@ def _link(msg: Message, source: str) -> None:
         for f in fields:
             if f.is_struct and not f.fields:
                 if f.type not in msg.structs:
-                    raise SchemaError(f"{source}: {where}.{f.name}: unknown struct {f.type}")
+                    raise SchemaError(f"{where}.{f.name}: unknown struct {f.type}")
                 f.fields = msg.structs[f.type]
             elif not f.is_struct and f.fields:
-                raise SchemaError(f"{source}: {where}.{f.name}: primitive with nested fields")
+                raise SchemaError(f"{where}.{f.name}: primitive with nested fields")
             if f.is_struct and f.fields is not msg.structs.get(f.type):
                 walk(f.fields, f"{where}.{f.name}")
-    walk(msg.fields, msg.class_name)
+    walk(msg.fields, f"{source}: {msg.class_name}")
     for name, fields in msg.structs.items():
-        walk(fields, f"{msg.class_name}.{name}")
+        walk(fields, f"{source}: {msg.class_name}.{name}")
 
 
 DEFS_DIR = os.path.join(os.path.dirname(__file__), "defs")
