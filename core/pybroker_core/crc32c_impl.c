@@ -14,8 +14,14 @@
 
 #define POLY 0x82F63B78u /* P without its x^32 term, reflected */
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_X86_PATHS 1
+#endif
+
 /* ---------------------------------------------------------------------------------------------
- * GF(2) arithmetic mod P, in reflected form (used only at load time to derive constants). */
+ * GF(2) arithmetic mod P, in reflected form (used at load time to derive the hardware paths'
+ * constants). */
+#ifdef HAVE_X86_PATHS
 
 /* a * b mod P. */
 static uint32_t gf2_mulmod(uint32_t a, uint32_t b) {
@@ -37,6 +43,7 @@ static uint32_t xpow_mod(uint64_t k) {
     }
     return result;
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Portable slice-by-8. table[0] is the classic byte table; table[k][b] is the state contribution
@@ -74,8 +81,7 @@ static uint32_t state_portable(uint32_t s, const unsigned char *p, size_t n) {
 /* ---------------------------------------------------------------------------------------------
  * x86-64 hardware paths. Each function carries its own target attribute, so the file builds without
  * -m flags and the instructions only run after the CPU check in init_dispatch. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_X86_PATHS 1
+#ifdef HAVE_X86_PATHS
 #include <cpuid.h>
 #include <immintrin.h>
 
