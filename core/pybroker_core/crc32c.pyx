@@ -7,8 +7,14 @@ from cpython.number cimport PyNumber_Index
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint32_t
 
-from pybroker_core.crc32c cimport (crc32c_best_tier, crc32c_force_portable, crc32c_hw,
-                                   crc32c_limit_tier, crc32c_tier, crc32c_update)
+
+cdef extern from "crc32c_impl.h":
+    uint32_t impl_update "pybroker_crc32c_update" (uint32_t crc, const unsigned char* p, size_t n) noexcept nogil
+    int impl_hw "pybroker_crc32c_hw" () noexcept nogil
+    void impl_force_portable "pybroker_crc32c_force_portable" (int on) noexcept nogil
+    int impl_tier "pybroker_crc32c_tier" () noexcept nogil
+    int impl_best_tier "pybroker_crc32c_best_tier" () noexcept nogil
+    void impl_limit_tier "pybroker_crc32c_limit_tier" (int tier) noexcept nogil
 
 # Inputs this large are checksummed without the GIL (at ~50 GB/s, 64 KiB takes ~1.3 us, well
 # above the cost of releasing and re-taking it).
@@ -16,6 +22,14 @@ cdef enum:
     NOGIL_MIN_LEN = 65536
 
 _TIER_NAMES = ("portable", "sse4.2", "avx512")
+
+
+cdef uint32_t crc32c_update(uint32_t crc, const unsigned char* p, size_t n) noexcept nogil:
+    return impl_update(crc, p, n)
+
+
+cdef int crc32c_hw() noexcept nogil:
+    return impl_hw()
 
 
 cdef inline uint32_t _start_crc(object crc) except? 0xFFFFFFFF:
@@ -40,9 +54,9 @@ def crc32c(data, crc=0):
     try:
         if n >= NOGIL_MIN_LEN:
             with nogil:
-                value = crc32c_update(value, p, n)
+                value = impl_update(value, p, n)
         else:
-            value = crc32c_update(value, p, n)
+            value = impl_update(value, p, n)
     finally:
         PyBuffer_Release(&view)
     return value
@@ -50,22 +64,22 @@ def crc32c(data, crc=0):
 
 def hardware():
     """True when a CPU instruction path (SSE4.2 or AVX-512) is in use."""
-    return bool(crc32c_hw())
+    return bool(impl_hw())
 
 
 def implementation():
     """Name of the path in use: 'avx512', 'sse4.2' or 'portable'."""
-    return _TIER_NAMES[crc32c_tier()]
+    return _TIER_NAMES[impl_tier()]
 
 
 def available():
     """Names of the paths this CPU can run, slowest first."""
-    return _TIER_NAMES[:crc32c_best_tier() + 1]
+    return _TIER_NAMES[:impl_best_tier() + 1]
 
 
 def force_portable(bint on):
     """Tests only: use the portable path even where the hardware path exists."""
-    crc32c_force_portable(on)
+    impl_force_portable(on)
 
 
 def force_implementation(name):
@@ -74,8 +88,8 @@ def force_implementation(name):
     Raises ValueError for an unknown name or one this CPU cannot run.
     """
     if name is None:
-        crc32c_limit_tier(-1)
+        impl_limit_tier(-1)
         return
     if name not in available():
         raise ValueError(f"crc32c path {name!r} is not available here (have {available()})")
-    crc32c_limit_tier(_TIER_NAMES.index(name))
+    impl_limit_tier(_TIER_NAMES.index(name))
