@@ -295,3 +295,12 @@ def test_large_inputs_from_threads_agree():
     for t in threads:
         t.join()
     assert all(results[i] == [expected[i]] * 20 for i in range(4))
+
+
+@pytest.mark.skipif(PURE, reason="compiled module only")
+def test_c_api_is_exported_for_cimport():
+    """records.pyx does `from pybroker_core.crc32c cimport crc32c_update`: Cython resolves it through
+    the module's __pyx_capi__ capsules at import time, so they must be there with these signatures."""
+    capi = compiled_mod.__pyx_capi__
+    assert set(capi) >= {"crc32c_update", "crc32c_hw"}
+    assert "uint32_t (uint32_t, unsigned char const *, size_t)" in repr(capi["crc32c_update"])
