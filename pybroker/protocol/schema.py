@@ -37,12 +37,13 @@ Semantics worth knowing when compiling a codec:
 * `nullable=` on a struct-typed (non-array) field means an INT8 presence prefix (-1 = null).
 * `Message.structs` maps a common struct's name to its field list; `Message.struct_versions`
   maps it to the struct's `v` range (default `0+`). Fields whose type names a common struct
-  share that list object.
+  share that list object. Struct type names (inline or common) are unique within a message.
 
 The parser rejects: bad indentation, unknown types, unknown attributes, struct-typed fields
 without fields or a common struct, nested fields under primitives, duplicate field names or tags
-within one struct, `tag`/`tagged` one without the other, `nullable`/`flexible` on a type that
-cannot carry them, and defaults that do not parse for the field's type.
+within one struct, a struct type defined twice in one message, `tag`/`tagged` one without the
+other, `nullable`/`flexible` on a type that cannot carry them, and defaults that do not parse
+for the field's type.
 """
 from __future__ import annotations
 
@@ -379,6 +380,8 @@ def _check_struct(fields: list, where: str) -> None:
 
 def _link(msg: Message, source: str) -> None:
     """Resolve struct-typed fields without inline fields to the message's common structs."""
+    inline = set()  # struct type names are unique within a message, as in Kafka's generator
+
     def walk(fields, where):
         _check_struct(fields, where)
         for f in fields:
@@ -389,6 +392,9 @@ def _link(msg: Message, source: str) -> None:
             elif not f.is_struct and f.fields:
                 raise SchemaError(f"{where}.{f.name}: primitive with nested fields")
             if f.is_struct and f.fields is not msg.structs.get(f.type):
+                if f.type in inline or f.type in msg.structs:
+                    raise SchemaError(f"{where}.{f.name}: struct {f.type} defined twice")
+                inline.add(f.type)
                 walk(f.fields, f"{where}.{f.name}")
     walk(msg.fields, f"{source}: {msg.class_name}")
     for name, fields in msg.structs.items():

@@ -199,6 +199,8 @@ HEAD = "request Frob key=99 versions=0-5 flexible=3+\n"
     ('  A: string default="open\n', "quotation"),
     ("  struct T\n    X: int8\n  struct T\n    Y: int8\n", "struct T defined twice"),
     ("  A int32\n", "expected 'Name: type"),
+    ("  A: []T\n    X: int8\n  B: []T\n    X: int8\n", "struct T defined twice"),
+    ("  A: T\n    X: int8\n  struct T\n    Y: int8\n", "struct T defined twice"),
 ])
 def test_bad_definitions_raise_schema_error_with_location(body, fragment):
     with pytest.raises(SchemaError) as info:
