@@ -43,7 +43,8 @@ def extensions():
     mods = [
         ext("buffer"),
         ext("crc32c", ["core/pybroker_core/crc32c_impl.c"]),
-        ext("records"),
+        ext("records", ["core/pybroker_core/crc32c_impl.c"]),  # links crc32c_update
+        ext("index"),
         ext("protocol"),
     ]
     mods = [m for m in mods if os.path.exists(m.sources[0])]

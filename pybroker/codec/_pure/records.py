@@ -303,6 +303,8 @@ def _write_headers(w, headers):
     headers = headers or ()
     w.write_varint(len(headers))
     for key, value in headers:
+        if key is None:
+            raise TypeError("header key must be str or bytes-like, not None")
         raw = key.encode("utf-8") if isinstance(key, str) else bytes(memoryview(key))
         _check_int32(len(raw), "header key")
         w.write_varint(len(raw))
