@@ -172,13 +172,15 @@ class Struct:
     __slots__ = ()
     _fields = ()          # attribute names, declaration order (unknown_tagged excluded)
     _kafka_names = ()     # Kafka's field names, same order
+    _defaults = ()        # (attr, default, factory): factory() makes a fresh default if not None
     _message = None       # (kind, name) of the message the class belongs to
 
     def __eq__(self, other):
         if type(other) is not type(self):
             return NotImplemented
         for name in self._fields:
-            if getattr(self, name) != getattr(other, name):
+            a, b = getattr(self, name), getattr(other, name)
+            if a is not b and a != b:
                 return False
         if hasattr(type(self), "unknown_tagged"):
             return (self.unknown_tagged or None) == (other.unknown_tagged or None)
@@ -247,7 +249,7 @@ def _make_class(name, qualname, module_key, fields, defaults, flexible):
     cls = type(name, (Struct,), {
         "__slots__": slots, "__init__": init, "__module__": __name__, "__qualname__": qualname,
         "_fields": tuple(attrs), "_kafka_names": tuple(k for _, k in fields),
-        "_message": module_key,
+        "_defaults": tuple((a, *defaults[a]) for a in attrs), "_message": module_key,
     })
     return cls
 

@@ -35,9 +35,10 @@ from pybroker.codec.messages import (ARRAY, BOOL, BYTES, COMPACT_ARRAY, COMPACT_
                                      FileRegion)
 
 __all__ = ["decode", "decode_pair", "decode_struct", "encode", "encode_frame", "encode_struct",
-           "peek_key_version", "Reader", "Writer"]
+           "peek_key_version"]
 
-_ENCODE_ERRORS = (struct.error, OverflowError, TypeError, ValueError, AttributeError)
+_ENCODE_ERRORS = (struct.error, OverflowError, TypeError, ValueError, AttributeError,
+                  BufferError)
 _MAX_FRAME = 0x7FFFFFFF
 
 
@@ -280,6 +281,8 @@ def _write_compact_string(w, op, value, regions):
 def _as_buffer(value):
     if isinstance(value, (bytes, bytearray, memoryview)):
         mv = memoryview(value)
+        if not mv.c_contiguous:
+            raise BufferError("a non-contiguous buffer cannot be written")
         return mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B")
     raise TypeError(f"expected bytes, bytearray or memoryview, got {type(value).__name__}")
 
