@@ -13,8 +13,13 @@ from pybroker.codec.errors import (CodecError, CorruptRecordError, DecodeError, 
 _crc = _impl.load("crc32c")
 crc32c = _crc.crc32c
 
+from pybroker.codec.protocol import (FileRegion, decode, decode_request,  # noqa: E402
+                                     decode_response, encode, encode_request, encode_response,
+                                     encode_response_parts)
+
 IMPLEMENTATION = _impl.IMPLEMENTATION
 
 __all__ = ["crc32c", "CodecError", "DecodeError", "CorruptRecordError", "InvalidRecordError",
            "UnsupportedCompressionError", "UnsupportedVersionError", "EncodeError",
-           "IMPLEMENTATION"]
+           "IMPLEMENTATION", "decode_request", "encode_response", "encode_response_parts",
+           "encode_request", "decode_response", "encode", "decode", "FileRegion"]
