@@ -47,6 +47,7 @@ class UnsupportedVersionError(CodecError):
     """No definition exists for this (api key, version) (UNSUPPORTED_VERSION)."""
 
     error_code = 35
+    header = None  # the request header, when decode_request could parse it (see codec.protocol)
 
     def __init__(self, api_key, api_version, reason=None):
         self.api_key = api_key
