@@ -264,15 +264,18 @@ def assign_offsets(buf, pos, base_offset, partition_leader_epoch=-1, log_append_
     batch = RecordBatch(mv, pos)
     if batch.magic != MAGIC:
         raise CorruptRecordError(f"unsupported magic {batch.magic} (only v2 batches)", pos + 16)
-    try:
-        _I64.pack_into(mv, pos, base_offset)
-        _I32.pack_into(mv, pos + 12, partition_leader_epoch)
-        if log_append_time is not None:
-            _I64.pack_into(mv, pos + 35, log_append_time)
-            _I16.pack_into(mv, pos + CRC_START, batch.attributes | TIMESTAMP_TYPE_MASK)
-            _U32.pack_into(mv, pos + 17, _crc32c(mv[pos + CRC_START:pos + batch.size]))
+    try:                                        # convert everything before writing anything
+        offset_bytes = _I64.pack(base_offset)
+        epoch_bytes = _I32.pack(partition_leader_epoch)
+        append_bytes = None if log_append_time is None else _I64.pack(log_append_time)
     except struct.error as exc:
         raise EncodeError(f"header field out of range: {exc}") from exc
+    mv[pos:pos + 8] = offset_bytes
+    mv[pos + 12:pos + 16] = epoch_bytes
+    if append_bytes is not None:
+        mv[pos + 35:pos + 43] = append_bytes
+        _I16.pack_into(mv, pos + CRC_START, batch.attributes | TIMESTAMP_TYPE_MASK)
+        _U32.pack_into(mv, pos + 17, _crc32c(mv[pos + CRC_START:pos + batch.size]))
     return _wrap64(base_offset + batch.last_offset_delta + 1)
 
 
