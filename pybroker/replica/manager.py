@@ -1,0 +1,102 @@
+"""ReplicaManager: the partitions this broker hosts, over the LogManager.
+
+Single node: this broker leads every partition at leader epoch 0 and its ISR is itself, so the
+high watermark follows what is written. Topic lifecycle (create / add partitions / delete) goes
+through the metadata store first, then the logs, so a crash between the two leaves metadata that
+start-up completes (logs are created for every partition the metadata names).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from pybroker.log.config import LogConfig
+from pybroker.log.manager import LogManager
+from pybroker.metadata.store import topic_id_to_str
+from pybroker.replica.partition import Partition
+from pybroker.replica.producer_ids import ProducerIdManager
+
+log = logging.getLogger("pybroker.replica")
+
+
+class ReplicaManager:
+    def __init__(self, config, metadata, purgatory, memory=False):
+        self.config = config
+        self.metadata = metadata
+        self.purgatory = purgatory
+        self.memory = memory
+        self.defaults = LogConfig.from_broker(config)
+        self.logs = LogManager([] if memory else config.log_dirs, config=self.defaults,
+                               node_id=config.node_id, cluster_id=config["cluster.id"],
+                               storage="memory" if memory else "disk")
+        self.partitions: dict = {}  # (topic, index) -> Partition
+        pid_path = None if memory else os.path.join(config.log_dirs[0], "__pybroker_metadata",
+                                                    "producer-id-block")
+        self.producer_ids = ProducerIdManager(pid_path)
+        self._deleting = set()
+
+    @property
+    def cluster_id(self) -> str:
+        if self.logs.cluster_id is None:
+            from pybroker.log.checkpoint import random_uuid
+            self.logs.cluster_id = random_uuid()
+        return self.logs.cluster_id
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.logs.startup)
+        for info in list(self.metadata.topics.values()):
+            self._open_topic(info)
+        self.logs.start_background(
+            checkpoint_interval_s=self.config["log.flush.offset.checkpoint.interval.ms"] / 1000)
+
+    async def stop(self):
+        await self.logs.shutdown()
+
+    def log_config(self, info) -> LogConfig:
+        return LogConfig.from_dict(info.configs, self.defaults)
+
+    def _open_topic(self, info, start=0):
+        cfg = self.log_config(info)
+        tid = topic_id_to_str(info.topic_id)
+        for p in range(start, info.partitions):
+            log_ = self.logs.get_or_create_log(info.name, p, config=cfg, topic_id=tid)
+            self.partitions[(info.name, p)] = Partition(info, p, log_, self)
+
+    # -- topic lifecycle ---------------------------------------------------------------------
+    def create_topic(self, name, partitions, configs):
+        info = self.metadata.create_topic(name, partitions, configs)
+        self._open_topic(info)
+        return info
+
+    def add_partitions(self, name, total):
+        info = self.metadata.topics[name]
+        start = info.partitions
+        self.metadata.add_partitions(name, total)
+        self._open_topic(info, start)
+
+    def delete_topic(self, name):
+        info = self.metadata.delete_topic(name)
+        for p in range(info.partitions):
+            part = self.partitions.pop((name, p), None)
+            if part is not None:
+                part.deleted = True
+                self.purgatory.notify(part.key)
+        task = asyncio.ensure_future(self._delete_logs(name, info.partitions))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+        return info
+
+    async def _delete_logs(self, name, partitions):
+        for p in range(partitions):
+            try:
+                await self.logs.delete_log(name, p)
+            except OSError as exc:
+                log.error("deleting %s-%d failed: %s", name, p, exc)
+
+    def partition(self, topic, index):
+        return self.partitions.get((topic, index))
+
+    def notify_append(self, part):
+        self.purgatory.notify(part.key)
