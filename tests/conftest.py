@@ -1,11 +1,6 @@
-import os
-import pathlib
-
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-PURE = os.environ.get("PYBROKER_PURE", "") not in ("", "0")
+from pbtest import PURE, REPO, SHARED  # noqa: F401  (re-exported for older imports)
 
 
 @pytest.fixture(scope="session")

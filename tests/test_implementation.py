@@ -1,7 +1,7 @@
 """The suite runs twice in CI: compiled, and PYBROKER_PURE=1. Each run must load what it expects."""
 import importlib
 
-from conftest import PURE
+from pbtest import PURE
 
 
 def test_expected_implementation_loaded():

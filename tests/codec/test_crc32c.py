@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PURE
+from pbtest import PURE
 from pybroker.codec._pure import crc32c as pure_mod
 
 if PURE:

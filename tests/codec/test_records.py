@@ -12,7 +12,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PURE
+from pbtest import PURE
 from pybroker.codec import compression, crc32c, records as R
 from pybroker.codec.errors import (CorruptRecordError, EncodeError, InvalidRecordError,
                                    UnsupportedCompressionError)
@@ -557,3 +557,17 @@ def test_arbitrary_bytes_raise_only_typed_errors(data):
                 list(b.records(max_decompressed_size=1 << 16))
         except (CorruptRecordError, InvalidRecordError, UnsupportedCompressionError) as exc:
             assert isinstance(exc.position, int) and exc.reason
+
+
+def test_zstd_declared_content_size_is_enforced_and_skippable_frames_pass():
+    blob = bytearray(zstandard.ZstdCompressor().compress(PAYLOAD))
+    params = zstandard.get_frame_parameters(bytes(blob))
+    assert params.content_size == len(PAYLOAD)
+    header = zstandard.frame_header_size(bytes(blob))
+    blob[header - 4:header] = (1000).to_bytes(4, "little")     # lie: declare 1,000 bytes
+    assert zstandard.frame_content_size(bytes(blob)) == 1000
+    with pytest.raises(CorruptRecordError):
+        compression.decompress(R.COMPRESSION_ZSTD, bytes(blob))
+    skippable = b"\x50\x2a\x4d\x18" + struct.pack("<I", 3) + b"abc"
+    good = zstandard.ZstdCompressor().compress(PAYLOAD)
+    assert compression.decompress(R.COMPRESSION_ZSTD, skippable + good) == PAYLOAD

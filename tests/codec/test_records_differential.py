@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PURE
+from pbtest import PURE
 from pybroker.codec import crc32c
 from pybroker.codec._pure import records as pure
 from pybroker.codec.errors import DecodeError

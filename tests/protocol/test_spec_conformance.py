@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, SHARED
+from pbtest import REPO, SHARED
 from pybroker.protocol import schema
 
 SPEC_SUBDIR = os.path.join("kafka-protocol-spec", "message-4.3")
