@@ -754,7 +754,10 @@ cdef bytes _build(object records, object base_offset, object compression, int16_
                       attributes, count, base_ts, max_ts, producer_id, producer_epoch,
                       base_sequence)
         return w.getvalue()
-    blob = _compression.compress(codec, w.getvalue())
+    body = w.getvalue()
+    w = None                                         # free the writer before the codec runs
+    blob = _compression.compress(codec, body)
+    body = None
     cdef const uint8_t[::1] cmv = blob
     cdef Py_ssize_t total = _HEADER_SIZE + cmv.shape[0]
     out = PyBytes_FromStringAndSize(NULL, total)

@@ -29,6 +29,7 @@ UnsupportedCompressionError. Every error carries the byte `position` the caller 
 of the compressed section) and a reason naming the codec.
 """
 import struct
+import threading
 import zlib
 
 import cramjam
@@ -88,7 +89,7 @@ def _lz4_compress(data):
 
 
 def _zstd_compress(data):
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    return bytes(cramjam.zstd.compress(data, level=ZSTD_LEVEL))
 
 
 _COMPRESSORS = {COMPRESSION_GZIP: _gzip_compress, COMPRESSION_SNAPPY: _snappy_compress,
@@ -148,26 +149,12 @@ def _gzip_decompress(data, out):
             return out.result()
 
 
-def _snappy_raw(block, out):
-    try:
-        size = cramjam.snappy.decompress_raw_len(block)
-    except cramjam.DecompressionError as exc:
-        raise out.error(f"corrupt block header ({exc})") from exc
-    if size > out.budget():
-        raise out.error(f"decompressed size exceeds the {out.limit}-byte limit")
-    try:
-        out.add(bytes(cramjam.snappy.decompress_raw(block)))
-    except cramjam.DecompressionError as exc:
-        raise out.error(f"corrupt block ({exc})") from exc
-
-
-def _snappy_decompress(data, out):
-    mv = memoryview(data)
+def _snappy_blocks(mv, out):
+    """Raw snappy blocks of a stream: the whole input, or the blocks of a xerial stream
+    (16-byte header, then [int32 block length | raw snappy block]*, maybe concatenated)."""
     if bytes(mv[:8]) != XERIAL_MAGIC or len(mv) < 16:
-        _snappy_raw(mv, out)
-        return out.result()
-    # xerial stream: 16-byte header, then [int32 block length | raw snappy block]*
-    pos = 16
+        return [mv]
+    blocks, pos = [], 16
     while pos < len(mv):
         if bytes(mv[pos:pos + 8]) == XERIAL_MAGIC:      # concatenated stream: skip its header
             pos += 16
@@ -177,15 +164,42 @@ def _snappy_decompress(data, out):
         (length,) = struct.unpack_from(">i", mv, pos)
         if length < 0 or length > len(mv) - pos - 4:
             raise out.error(f"xerial block length {length} at stream byte {pos} past end")
-        _snappy_raw(mv[pos + 4:pos + 4 + length], out)
+        blocks.append(mv[pos + 4:pos + 4 + length])
         pos += 4 + length
-    return out.result()
+    return blocks
+
+
+def _snappy_decompress(data, out):
+    # Sizes first (each raw block starts with its uncompressed length), then one output buffer.
+    blocks = _snappy_blocks(memoryview(data), out)
+    try:
+        sizes = [cramjam.snappy.decompress_raw_len(b) for b in blocks]
+    except cramjam.DecompressionError as exc:
+        raise out.error(f"corrupt block header ({exc})") from exc
+    if sum(sizes) > out.limit:
+        raise out.error(f"decompressed size exceeds the {out.limit}-byte limit")
+    result = bytearray(sum(sizes))
+    view, at = memoryview(result), 0
+    try:
+        for block, size in zip(blocks, sizes):
+            if cramjam.snappy.decompress_raw_into(block, view[at:at + size]) != size:
+                raise out.error(f"block at output byte {at} is shorter than its declared {size}")
+            at += size
+    except cramjam.DecompressionError as exc:
+        raise out.error(f"corrupt block ({exc})") from exc
+    return result
 
 
 def _lz4_decompress(data, out):
+    # Ask for bounded pieces: LZ4FrameDecompressor allocates max_length up front.
     d = lz4.frame.LZ4FrameDecompressor()
+    piece = max(256 << 10, 4 * len(data))
     try:
-        out.add(d.decompress(data, max_length=out.budget() + 1))
+        while True:
+            out.add(d.decompress(data, max_length=min(piece, out.budget() + 1)))
+            data = b""
+            if d.eof or d.needs_input:
+                break
     except RuntimeError as exc:
         raise out.error(f"corrupt frame ({exc})") from exc
     if not d.eof:
@@ -193,14 +207,24 @@ def _lz4_decompress(data, out):
     return out.result()
 
 
+_zstd_local = threading.local()
+
+
 def _zstd_frame(mv, out):
-    """Inflate one zstd frame from mv, feeding input in slices small enough that a slice's
-    output cannot overshoot the remaining budget by more than one slice's worth; returns the
-    bytes left after the frame."""
-    d = zstandard.ZstdDecompressor().decompressobj()
+    """Inflate one zstd frame from mv; returns the bytes after it. A frame that declares its
+    content size within budget is fed whole (zstd stops a frame that outgrows its declared size);
+    otherwise input goes in slices small enough that one slice cannot overshoot the budget by
+    more than ~2 MiB."""
+    dctx = getattr(_zstd_local, "dctx", None) or _zstd_dctx()
+    try:
+        declared = zstandard.frame_content_size(mv[:18])
+    except zstandard.ZstdError:
+        declared = -1           # skippable or corrupt: the slow path decides
+    whole = 0 <= declared <= out.budget()
+    d = dctx.decompressobj(write_size=max(declared, 1 << 17) if whole else 1 << 17)
     pos = 0
     while pos < len(mv) and not d.eof:
-        step = max(64, min(1 << 20, out.budget() // _ZSTD_MAX_RATIO))
+        step = len(mv) if whole else max(64, min(1 << 20, out.budget() // _ZSTD_MAX_RATIO))
         try:
             out.add(d.decompress(mv[pos:pos + step]))
         except zstandard.ZstdError as exc:
@@ -209,6 +233,11 @@ def _zstd_frame(mv, out):
     if not d.eof:
         raise out.error("truncated frame")
     return d.unused_data + bytes(mv[pos:]) if d.unused_data else mv[pos:]
+
+
+def _zstd_dctx():
+    _zstd_local.dctx = zstandard.ZstdDecompressor()
+    return _zstd_local.dctx
 
 
 def _zstd_decompress(data, out):
@@ -224,7 +253,7 @@ _DECOMPRESSORS = {COMPRESSION_GZIP: _gzip_decompress, COMPRESSION_SNAPPY: _snapp
 
 
 def decompress(codec, data, max_size=None, position=None):
-    """decompress(codec, data, max_size=MAX_DECOMPRESSED_SIZE, position=None) -> bytes.
+    """decompress(codec, data, max_size=MAX_DECOMPRESSED_SIZE, position=None) -> bytes-like.
 
     `position` is only used in errors (the batch-relative byte where `data` starts)."""
     limit = MAX_DECOMPRESSED_SIZE if max_size is None else max_size
