@@ -122,6 +122,8 @@ _KEYS = [
     ConfigKey("producer.id.expiration.ms", _int, 86400000, at_least=1),
     ConfigKey("unstable.api.versions.enable", _bool, False),
     ConfigKey("storage.type", _str, "disk", "pybroker: 'disk' or 'memory'", choices=("disk", "memory")),
+    ConfigKey("socket.sendfile.enable", _bool, True,
+              "pybroker: send fetched file regions with sendfile on plaintext connections"),
     ConfigKey("shutdown.timeout.ms", _int, 10000, "pybroker: grace period for in-flight requests"),
 ]
 KEYS = {k.name: k for k in _KEYS}

@@ -16,13 +16,14 @@ from pybroker.api import api_versions
 from pybroker.api.context import RequestContext
 from pybroker.api.fetch_session import FetchSessionCache
 from pybroker.codec.errors import DecodeError, UnsupportedVersionError
-from pybroker.codec.protocol import decode_request, encode_response
+from pybroker.codec.protocol import decode_request, encode_response, encode_response_parts
 from pybroker.metadata.store import MetadataStore
 from pybroker.network.connection import CloseConnection
 from pybroker.replica.manager import ReplicaManager
 from pybroker.replica.purgatory import Purgatory
 
 log = logging.getLogger("pybroker.api")
+FETCH_KEY = 1
 
 
 class BrokerState:
@@ -99,6 +100,9 @@ class BrokerState:
         raise CloseConnection(f"internal error: {exc}") from exc
 
     def _encode(self, key, version, correlation_id, body):
+        if key == FETCH_KEY:
+            parts = encode_response_parts(key, version, correlation_id, body)
+            return parts[0] if len(parts) == 1 else parts
         return encode_response(key, version, correlation_id, body)
 
     def _unsupported(self, exc, frame):

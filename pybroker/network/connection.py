@@ -16,6 +16,8 @@ import logging
 import socket
 import time
 
+from pybroker.network.sendfile import write_parts
+
 log = logging.getLogger("pybroker.network")
 
 _SIZE = 4
@@ -42,6 +44,7 @@ class Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.task = None
         self.context = {}  # per-connection state for handlers (e.g. SASL, client software)
+        self.sendfile_fd = -1  # the socket's fd when responses may use sendfile (plaintext)
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport):
@@ -50,6 +53,9 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if transport.get_extra_info("sslcontext") is None and \
+                    self.server.config["socket.sendfile.enable"]:
+                self.sendfile_fd = sock.fileno()
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
@@ -109,7 +115,7 @@ class Connection(asyncio.Protocol):
                 self.task = asyncio.ensure_future(self._finish(result))
                 return
             if result is not None:
-                self.transport.write(result)
+                self.write(result)
         self._maybe_resume_reading()
 
     async def _finish(self, awaitable):
@@ -126,8 +132,15 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         if result is not None:
-            self.transport.write(result)
+            self.write(result)
         self.process()
+
+    def write(self, response):
+        """Queue one encoded response: bytes, or a list of bytes and file regions."""
+        if isinstance(response, list):
+            write_parts(self.transport, response, self.sendfile_fd)
+        else:
+            self.transport.write(response)
 
     def _maybe_resume_reading(self):
         if self.read_paused and len(self.pending) < self.max_queued // 2 and not self.closed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from pybroker.codec.messages import FileRegion
 from pybroker.log.errors import LogError
 from pybroker.log.log import FetchIsolation
 from pybroker.replica.errors import FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, PartitionError
@@ -121,7 +122,7 @@ class Partition:
         records = info.records
         size = len(records)
         if size and not isinstance(records, (bytes, bytearray, memoryview)):
-            records = records.tobytes()
+            records = FileRegion(records, records.position, size)  # sent with sendfile
         return PartitionRead(records if size else b"", size, self.log.high_watermark,
                              self.log.last_stable_offset, self.log.log_start_offset,
                              [] if read_committed else None)
