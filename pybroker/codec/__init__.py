@@ -17,9 +17,13 @@ from pybroker.codec.protocol import (FileRegion, decode, decode_request,  # noqa
                                      decode_response, encode, encode_request, encode_response,
                                      encode_response_parts)
 
+from pybroker.codec.records import (RecordBatch, assign_offsets, build_batch,  # noqa: E402
+                                    build_control_batch, iter_batches)
+
 IMPLEMENTATION = _impl.IMPLEMENTATION
 
 __all__ = ["crc32c", "CodecError", "DecodeError", "CorruptRecordError", "InvalidRecordError",
            "UnsupportedCompressionError", "UnsupportedVersionError", "EncodeError",
            "IMPLEMENTATION", "decode_request", "encode_response", "encode_response_parts",
-           "encode_request", "decode_response", "encode", "decode", "FileRegion"]
+           "encode_request", "decode_response", "encode", "decode", "FileRegion",
+           "RecordBatch", "iter_batches", "assign_offsets", "build_batch", "build_control_batch"]
