@@ -571,3 +571,31 @@ def test_zstd_declared_content_size_is_enforced_and_skippable_frames_pass():
     skippable = b"\x50\x2a\x4d\x18" + struct.pack("<I", 3) + b"abc"
     good = zstandard.ZstdCompressor().compress(PAYLOAD)
     assert compression.decompress(R.COMPRESSION_ZSTD, skippable + good) == PAYLOAD
+
+
+@pytest.mark.parametrize("codec", CODECS[1:])
+def test_iteration_decompresses_once(codec, monkeypatch):
+    calls = []
+    real = compression.decompress
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compression, "decompress", counting)
+    b = R.RecordBatch(R.build_batch(SAMPLE * 50, compression=codec))
+    assert len(list(b.records())) == 200
+    assert calls == [codec]
+
+
+def test_assign_offsets_in_a_writable_mmap():
+    import mmap
+    raw = R.build_batch(SAMPLE) + EXAMPLE
+    with mmap.mmap(-1, len(raw) + 5) as m:
+        m[5:] = raw
+        assert R.assign_offsets(m, 5 + len(raw) - len(EXAMPLE), 77, 2, log_append_time=99) == 78
+        (first, second) = list(R.iter_batches(m, 5))
+        second.validate()
+        assert (second.base_offset, second.partition_leader_epoch, second.max_timestamp) == (77, 2, 99)
+        assert [r.timestamp for r in second.records()] == [99]
+        del first, second                              # release the exported views before close
