@@ -106,12 +106,13 @@ class Log:
     @classmethod
     def open(cls, dir_path, topic, partition, config=None, *, had_clean_shutdown=True,
              recovery_point=0, log_start_offset=0, writer=None, topic_id=None, clock=_now_ms,
-             replicated=False, on_offline=None, scheduler=None):
+             replicated=False, on_offline=None, scheduler=None, verify="structure"):
         """Open (creating if needed) the log in `dir_path` (`<log_dir>/<topic>-<partition>`),
-        recovering it as Kafka's LogLoader does. `dir_path=None` gives an in-memory log."""
+        recovering it as Kafka's LogLoader does. `dir_path=None` gives an in-memory log.
+        `verify="full"` also CRC-checks the segments that recovery does not rewrite."""
         config = config or LogConfig()
         loaded = recovery.LogLoader(dir_path, f"{topic}-{partition}", config, had_clean_shutdown,
-                                    recovery_point, log_start_offset, clock()).load()
+                                    recovery_point, log_start_offset, clock(), verify).load()
         return cls(dir_path, topic, partition, config, loaded, writer=writer, topic_id=topic_id,
                    clock=clock, replicated=replicated, on_offline=on_offline, scheduler=scheduler)
 

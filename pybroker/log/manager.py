@@ -60,7 +60,8 @@ class LogDir:
 
 class LogManager:
     def __init__(self, log_dirs=(), *, config=None, node_id=1, cluster_id=None, storage="disk",
-                 writer="thread", clock=_now_ms, broker_epoch=-1, replicated=False):
+                 writer="thread", clock=_now_ms, broker_epoch=-1, replicated=False,
+                 verify="structure"):
         if storage not in ("disk", "memory"):
             raise ValueError(f"storage must be 'disk' or 'memory', not {storage!r}")
         self.default_config = config or LogConfig()
@@ -70,6 +71,7 @@ class LogManager:
         self.clock = clock
         self.broker_epoch = broker_epoch
         self.replicated = replicated
+        self.verify = verify
         self._writer_kind = writer
         self.dirs = [LogDir(os.path.abspath(d), None) for d in log_dirs] if storage == "disk" else []
         self.logs = {}                  # (topic, partition) -> Log
@@ -159,7 +161,7 @@ class LogManager:
                            had_clean_shutdown=d.had_clean_shutdown, recovery_point=recovery_point,
                            log_start_offset=log_start, writer=d.writer, clock=self.clock,
                            replicated=self.replicated, on_offline=self._on_log_offline,
-                           scheduler=self._schedule)
+                           scheduler=self._schedule, verify=self.verify)
         except KafkaStorageError as exc:
             _log.error("partition %s-%s is offline: %s", tp[0], tp[1], exc)
             self.offline_logs[tp] = exc

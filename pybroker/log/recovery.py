@@ -9,8 +9,10 @@
    invalid batch and delete every later segment (Kafka's behaviour).
 4. Segments that are not recovered (before the recovery point, or all after a clean shutdown) get
    a cheap structural check: indexes sane, the batch-header chain from the last index entry ends
-   exactly at the end of the file, and segments do not overlap. A failure there is a LogCorruptedError
-   (KAFKA_STORAGE_ERROR): that data is never silently truncated nor served.
+   exactly at the end of the file, and segments do not overlap; with verify="full" every batch's
+   CRC is checked too. A failure there is a LogCorruptedError (KAFKA_STORAGE_ERROR): that data is
+   never silently truncated nor served. (Reads walk batch headers too: a damaged header met by a
+   fetch takes the log offline; a bad index entry met there makes the segment rebuild its index.)
 5. Log end offset below the log start offset checkpoint -> start empty at the log start offset.
    Make sure an active segment exists, with indexes grown back to segment.index.bytes.
 6. Truncate the leader-epoch cache to the log, rebuild producer state from the newest snapshot
@@ -45,7 +47,7 @@ class LoadedLog:
 
 class LogLoader:
     def __init__(self, dir_path, name, config, had_clean_shutdown, recovery_point, log_start_offset,
-                 now_ms):
+                 now_ms, verify="structure"):
         self.dir = dir_path
         self.name = name
         self.config = config
@@ -53,6 +55,8 @@ class LogLoader:
         self.recovery_point = recovery_point
         self.log_start_offset = log_start_offset
         self.now_ms = now_ms
+        self.verify = verify          # "structure" (cheap, default) or "full" (CRC of every batch)
+        self.recovered = []
         self.report = []
 
     def _note(self, msg):
@@ -191,6 +195,7 @@ class LogLoader:
             seg = segments[i]
             seg.resize_indexes(self.config.segment_index_bytes)
             truncated, reason = seg.recover(on_batch=lambda b: epoch_cache.assign(b.partition_leader_epoch, b.base_offset))
+            self.recovered.append(seg)
             if i < len(segments) - 1:
                 seg.offset_index.trim_to_valid_size()
                 seg.time_index.trim_to_valid_size()
@@ -220,6 +225,10 @@ class LogLoader:
             if i + 1 < len(segments) and last >= segments[i + 1].base_offset:
                 raise LogCorruptedError(seg.log.path, stop, f"last offset {last} overlaps the next "
                                         f"segment at {segments[i + 1].base_offset}")
+            if self.verify == "full" and seg not in self.recovered:
+                for position, _, error in iter_checked_batches(seg.log, 0, seg.size):
+                    if error is not None:
+                        raise LogCorruptedError(seg.log.path, position, error)
 
     # ---- step 5: active segment -----------------------------------------------------------------
 

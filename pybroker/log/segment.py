@@ -107,6 +107,7 @@ class LogSegment:
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
         self.rolling_jitter_ms = rolling_jitter_ms
+        self.max_index_size = max(offset_index._length, time_index._length)
         self.created_ms = _now_ms() if created_ms is None else created_ms
         self.bytes_since_last_index_entry = 0
         self.rolling_based_timestamp = None
@@ -131,7 +132,9 @@ class LogSegment:
                              writable=create)
             ti = TimeIndex(prefix + TIME_INDEX_SUFFIX + file_suffix, base_offset, config.segment_index_bytes,
                            writable=create)
-        return cls(records, oi, ti, base_offset, config.index_interval_bytes, rolling_jitter_ms)
+        seg = cls(records, oi, ti, base_offset, config.index_interval_bytes, rolling_jitter_ms)
+        seg.max_index_size = config.segment_index_bytes
+        return seg
 
     # ---- sizes ----------------------------------------------------------------------------
 
@@ -211,8 +214,41 @@ class LogSegment:
         try:
             return _core.find_batch_by_offset(self.log.source(), position, self.size, offset)
         except CorruptRecordError as exc:
-            raise LogCorruptedError(self.log.path or f"<memory segment {self.base_offset}>",
-                                    exc.position, exc.reason) from exc
+            if position == start_position:
+                raise self._corrupt(exc) from exc
+        # the scan started at an index entry that does not point at a batch: the index is bad
+        # (indexes are caches), not necessarily the log. Rebuild it from the log and retry.
+        self.rebuild_indexes()
+        try:
+            return _core.find_batch_by_offset(self.log.source(), start_position, self.size, offset)
+        except CorruptRecordError as exc:
+            raise self._corrupt(exc) from exc
+
+    def _corrupt(self, exc):
+        return LogCorruptedError(self.log.path or f"<memory segment {self.base_offset}>",
+                                 exc.position, exc.reason)
+
+    def rebuild_indexes(self):
+        """Rebuild both indexes from the log without changing it; a batch that fails the
+        structural check raises LogCorruptedError (nothing is truncated here)."""
+        trimmed = self.offset_index.is_full()
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.resize_indexes(self.max_index_size)
+        self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far = NO_TIMESTAMP, -1
+        valid, last_entry = 0, 0
+        for position, batch, error in iter_checked_batches(self.log, 0, self.size, validate=False):
+            if error is not None:
+                raise LogCorruptedError(self.log.path or f"<memory segment {self.base_offset}>",
+                                        position, error)
+            self._index_recovered(batch, valid, last_entry)
+            if valid - last_entry > self.index_interval_bytes:
+                last_entry = valid
+            valid += batch.size
+        self.bytes_since_last_index_entry = valid - last_entry
+        if trimmed:  # an inactive segment's indexes stay trimmed to their used size
+            self.offset_index.trim_to_valid_size()
+            self.time_index.trim_to_valid_size()
 
     def read(self, start_offset, max_size, max_position=None, min_one_message=False):
         """FetchDataInfo starting at the batch holding start_offset, or None when this segment has
