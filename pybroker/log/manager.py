@@ -90,8 +90,11 @@ class LogManager:
         for d in self.dirs:
             try:
                 self._open_dir(d)
-            except OSError as exc:
+            except (OSError, LogError) as exc:
                 self._dir_failed(d, exc)
+        if self.dirs and not any(d.online for d in self.dirs):
+            raise KafkaStorageError("no log dir could be opened: " + "; ".join(
+                f"{d.path}: {d.offline_reason}" for d in self.dirs))
         for d in self.dirs:
             if d.online:
                 self._load_dir(d)
