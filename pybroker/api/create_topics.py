@@ -6,7 +6,10 @@ replication factor (-1 = default.replication.factor; anything but 1 on a single 
 INVALID_REPLICATION_FACTOR 38), manual assignments (must name only this broker →
 INVALID_REPLICA_ASSIGNMENT 39), configs (INVALID_CONFIG 40 naming the key), validate_only.
 v5+ results carry the partition count, replication factor and the topic's configs.
+A name whose deletion is still removing its logs is created once that finishes (within timeout_ms).
 """
+import asyncio
+
 from pybroker import topic_config
 from pybroker.codec.messages import ZERO_UUID, CreateTopicsResponse
 from pybroker.metadata.store import TopicError, validate_topic_name
@@ -22,6 +25,21 @@ INVALID_REQUEST = 42
 
 
 def handle(ctx, req):
+    deleting = [task for task in map(ctx.state.replicas.deletion_in_progress,
+                                     {t.name for t in req.topics}) if task is not None]
+    if deleting:
+        return _after_deletions(ctx, req, deleting)
+    return _handle(ctx, req)
+
+
+async def _after_deletions(ctx, req, tasks):
+    """A name deleted a moment ago is created once its old logs are gone (bounded by the
+    request's timeout; past it the topic is reported as still marked for deletion)."""
+    await asyncio.wait(tasks, timeout=max(req.timeout_ms, 0) / 1000)
+    return _handle(ctx, req)
+
+
+def _handle(ctx, req):
     seen = {}
     for t in req.topics:
         seen[t.name] = seen.get(t.name, 0) + 1

@@ -3,7 +3,8 @@
 Brokers (this node, advertised address of the listener the request came in on), cluster id,
 controller id (this node), and topics: all topics when `topics` is null (v1+) or empty (v0);
 otherwise the named ones (or, v10+, by topic id). Unknown names are auto-created when the request
-allows it (v4+, always before) and `auto.create.topics.enable` is on; otherwise
+allows it (v4+, always before) and `auto.create.topics.enable` is on (LEADER_NOT_AVAILABLE 5, which
+clients retry, while a deleted topic of that name is still being removed); otherwise
 UNKNOWN_TOPIC_OR_PARTITION (3). Illegal names get INVALID_TOPIC_EXCEPTION (17); an unknown id gets
 UNKNOWN_TOPIC_ID (100). Every partition is led by this node at leader epoch 0 with itself as the
 only replica and ISR member. Authorized operations are not computed (ACLs are a later issue):
@@ -15,6 +16,7 @@ from pybroker.metadata.store import TopicError, validate_topic_name
 API_KEY = 3
 VERSIONS = (0, 13)
 UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
 UNKNOWN_TOPIC_ID = 100
 R = MetadataResponse
 
@@ -51,6 +53,9 @@ def _requested(state, t, auto):
     if not auto:
         return R.MetadataResponseTopic(error_code=UNKNOWN_TOPIC_OR_PARTITION, name=t.name,
                                        topic_id=ZERO_UUID)
+    if state.replicas.deletion_in_progress(t.name) is not None:
+        return R.MetadataResponseTopic(error_code=LEADER_NOT_AVAILABLE, name=t.name,
+                                       topic_id=ZERO_UUID)  # retriable: auto-create once deleted
     try:
         info = state.replicas.create_topic(t.name, state.config["num.partitions"], {})
     except TopicError as exc:

@@ -13,11 +13,12 @@ import os
 
 from pybroker.log.config import LogConfig
 from pybroker.log.manager import LogManager
-from pybroker.metadata.store import topic_id_to_str
+from pybroker.metadata.store import TopicError, topic_id_to_str
 from pybroker.replica.partition import Partition
 from pybroker.replica.producer_ids import ProducerIdManager
 
 log = logging.getLogger("pybroker.replica")
+TOPIC_ALREADY_EXISTS = 36
 
 
 class ReplicaManager:
@@ -35,6 +36,7 @@ class ReplicaManager:
                                                     "producer-id-block")
         self.producer_ids = ProducerIdManager(pid_path)
         self._deleting = set()
+        self._deleting_topics: dict = {}  # name -> task still removing that topic's logs
 
     @property
     def cluster_id(self) -> str:
@@ -66,6 +68,8 @@ class ReplicaManager:
 
     # -- topic lifecycle ---------------------------------------------------------------------
     def create_topic(self, name, partitions, configs):
+        if name in self._deleting_topics:
+            raise TopicError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' is marked for deletion.")
         info = self.metadata.create_topic(name, partitions, configs)
         self._open_topic(info)
         return info
@@ -85,8 +89,19 @@ class ReplicaManager:
                 self.purgatory.notify(part.key)
         task = asyncio.ensure_future(self._delete_logs(name, info.partitions))
         self._deleting.add(task)
-        task.add_done_callback(self._deleting.discard)
+        self._deleting_topics[name] = task
+        task.add_done_callback(lambda t, n=name: self._deletion_done(n, t))
         return info
+
+    def _deletion_done(self, name, task):
+        self._deleting.discard(task)
+        if self._deleting_topics.get(name) is task:
+            del self._deleting_topics[name]
+
+    def deletion_in_progress(self, name):
+        """The task still removing a deleted topic's logs, or None. Until it is done the old log
+        directories sit where a new topic of that name would open its logs, so creation waits."""
+        return self._deleting_topics.get(name)
 
     async def _delete_logs(self, name, partitions):
         for p in range(partitions):
