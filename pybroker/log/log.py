@@ -22,6 +22,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from pybroker.codec import records as _records_api
 from pybroker.codec.errors import CorruptRecordError
 from pybroker.log import recovery
 from pybroker.log.checkpoint import LEADER_EPOCH_CHECKPOINT, PartitionMetadataFile, write_atomic
@@ -30,7 +31,7 @@ from pybroker.log.errors import (
     InconsistentTopicIdError, KafkaStorageError, LogCorruptedError, OffsetOutOfRangeError)
 from pybroker.log.producer_state import AppendOrigin
 from pybroker.log.segment import (
-    DELETED_SUFFIX, FetchDataInfo, LogOffsetMetadata, LogSegment, RollParams, TimestampAndOffset,
+    DELETED_SUFFIX, FetchDataInfo, LogOffsetMetadata, LogSegment, TimestampAndOffset,
     filename_prefix)
 from pybroker.log.writer import SyncWriter
 
@@ -248,14 +249,13 @@ class Log:
         return infos
 
     def _maybe_roll(self, plan, now):
-        seg = self.active_segment
-        params = RollParams(self.config.segment_ms, self.config.segment_bytes, plan.max_timestamp,
-                            plan.last_offset, plan.size, now)
-        if seg.should_roll(params):
+        cfg = self.config
+        if self.segments[-1].should_roll_for(cfg.segment_ms, cfg.segment_bytes, plan.max_timestamp,
+                                             plan.last_offset, plan.size, now):
             self.roll(plan.first_offset)
 
     def _write_batches(self, buf, batches, plan, leader_epoch, origin, append_time):
-        records_api = _records()
+        records_api = _records_api
         seg = self.active_segment
         epoch_to_stamp = leader_epoch if origin != AppendOrigin.REPLICATION else None
         for batch, base, pos in zip(batches, plan.bases, plan.positions):
@@ -673,11 +673,6 @@ class Log:
 
 # ---- helpers --------------------------------------------------------------------------------------
 
-def _records():
-    from pybroker.codec import records
-    return records
-
-
 def _unlink(path):
     try:
         os.unlink(path)
@@ -694,7 +689,7 @@ def _writable(records):
 
 def _parse_batches(buf):
     """RecordBatch views over the whole buffer; a trailing partial batch is an error."""
-    api = _records()
+    api = _records_api
     batches, pos = [], 0
     for batch in api.iter_batches(buf):
         batches.append(batch)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from pybroker import _impl
+from pybroker.codec import records as _records
 from pybroker.codec.errors import CodecError, CorruptRecordError
 from pybroker.log.errors import (
     CorruptIndexError, LogCorruptedError, LogSegmentOffsetOverflowError)
@@ -42,11 +43,6 @@ def offset_from_filename(name):
 
 def _now_ms():
     return int(time.time() * 1000)
-
-
-def _records_api():
-    from pybroker.codec import records
-    return records
 
 
 @dataclass(frozen=True)
@@ -154,11 +150,18 @@ class LogSegment:
     # ---- append ---------------------------------------------------------------------------
 
     def should_roll(self, p):
-        waited = self._time_waited_for_roll(p.now, p.max_timestamp_in_messages)
-        return (self.dirty_size > p.max_segment_bytes - p.messages_size
-                or (self.dirty_size > 0 and waited > p.max_segment_ms - self.rolling_jitter_ms)
-                or self.offset_index.is_full() or self.time_index.is_full()
-                or not self.can_convert_to_relative_offset(p.max_offset_in_messages))
+        return self.should_roll_for(p.max_segment_ms, p.max_segment_bytes, p.max_timestamp_in_messages,
+                                    p.max_offset_in_messages, p.messages_size, p.now)
+
+    def should_roll_for(self, max_segment_ms, max_segment_bytes, max_timestamp, max_offset,
+                        messages_size, now):
+        size = self.log.dirty_size
+        if size > max_segment_bytes - messages_size:
+            return True
+        if size > 0 and self._time_waited_for_roll(now, max_timestamp) > max_segment_ms - self.rolling_jitter_ms:
+            return True
+        return (self.offset_index.is_full() or self.time_index.is_full()
+                or not 0 <= max_offset - self.base_offset <= _INT32_MAX)
 
     def _time_waited_for_roll(self, now, message_timestamp):
         if self.rolling_based_timestamp is None and self.dirty_size > 0:
@@ -266,7 +269,7 @@ class LogSegment:
         return FetchDataInfo(meta, self.log.region(position, length), adjusted < batch_size)
 
     def _read_batch(self, position, size):
-        return _records_api().RecordBatch(self.log.read(position, size), 0)
+        return _records.RecordBatch(self.log.read(position, size), 0)
 
     def find_offset_by_timestamp(self, timestamp, start_offset=0):
         """First record with timestamp >= target and offset >= start_offset, or None."""
@@ -421,7 +424,7 @@ class LogSegment:
 def iter_checked_batches(records, start, end, validate=True, chunk_size=1 << 20):
     """Yield (position, batch, None) for each whole, valid batch in [start, end); the first
     problem yields (position, None, reason) and stops. Reads in chunks (never the whole file)."""
-    api = _records_api()
+    api = _records
     pos = start
     while pos < end:
         data = records.read(pos, min(chunk_size, end - pos))
