@@ -258,9 +258,9 @@ def run_target(target, profile: Profile, libs, rate_for) -> dict:
         out["error"] = f"{type(exc).__name__}: {exc}\n{target.log_tail()}"
         log(f"{target.name}: {out['error']}")
     finally:
-        out["broker_log_tail"] = target.log_tail(20)
-        target.stop()
         rdkafka_driver.forget_admin(target.bootstrap)
+        target.stop()
+        out["broker_log_tail"] = target.final_log
         out["exit_code"], out["shutdown_seconds"] = target.exit_code, target.shutdown_seconds
     return out
 

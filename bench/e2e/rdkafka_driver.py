@@ -186,33 +186,36 @@ def cmd_consume(args) -> dict:
         parts = partitions_of(consumer, args.topic)
         t0 = time.monotonic()
         consumer.assign([TopicPartition(args.topic, p, -2) for p in parts])  # -2: OFFSET_BEGINNING
-        got, first_at, errors, first_error = read_until(consumer, args.messages, t0 + args.time_limit)
-        seconds = time.monotonic() - t0
+        r = read_until(consumer, args.messages, t0 + args.time_limit)
+        end = time.monotonic()
     finally:
         consumer.close()
-    return throughput_result(got, args.size, seconds, requested=args.messages, errors=errors,
-                             first_error=first_error, timed_out=got < args.messages,
-                             first_message_seconds=round(first_at - t0, 4) if first_at else None,
+    after_first = end - r["first_at"] if r["first_at"] else 0.0
+    rest = r["got"] - r["first_batch"]
+    return throughput_result(r["got"], args.size, end - t0, requested=args.messages, errors=r["errors"],
+                             first_error=r["first_error"], timed_out=r["got"] < args.messages,
+                             first_message_seconds=round(r["first_at"] - t0, 4) if r["first_at"] else None,
+                             after_first_msgs_per_s=round(rest / after_first, 1) if after_first > 0 else None,
                              partitions=len(parts))
 
 
-def read_until(consumer: Consumer, n: int, deadline: float):
-    """Reads until n messages arrived or deadline; returns (count, time of first message,
-    error count, first error)."""
-    got, errors, first_error, first_at = 0, 0, None, None
-    while got < n and time.monotonic() < deadline:
+def read_until(consumer: Consumer, n: int, deadline: float) -> dict:
+    """Reads until n messages arrived or deadline. Returns count, errors, the first error, and the
+    arrival time and size of the first non-empty batch (for the rate after the first message)."""
+    r = {"got": 0, "errors": 0, "first_error": None, "first_at": None, "first_batch": 0}
+    while r["got"] < n and time.monotonic() < deadline:
         # consume() waits until it has num_messages or the timeout passes: never ask for more
         # than what is still missing, or the last call would idle out its timeout
-        for msg in consumer.consume(min(10000, n - got), 0.2):
+        for msg in consumer.consume(min(10000, n - r["got"]), 0.2):
             err = msg.error()
             if err is None:
-                got += 1
+                r["got"] += 1
             elif err.code() != KafkaError._PARTITION_EOF:
-                errors += 1
-                first_error = first_error or str(err)
-        if got and first_at is None:
-            first_at = time.monotonic()
-    return got, first_at, errors, first_error
+                r["errors"] += 1
+                r["first_error"] = r["first_error"] or str(err)
+        if r["got"] and r["first_at"] is None:
+            r["first_at"], r["first_batch"] = time.monotonic(), r["got"]
+    return r
 
 
 # --- latency -------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ METRICS = [
     ("librdkafka produce: broker peak RSS", "rd_produce", ("broker", "peak_rss_bytes"), "MiB", False),
     ("librdkafka catch-up consume", "rd_consume", ("msgs_per_s",), "msg/s", True),
     ("librdkafka catch-up consume", "rd_consume", ("mb_per_s",), "MB/s", True),
+    ("librdkafka catch-up consume, after the first batch", "rd_consume", ("after_first_msgs_per_s",),
+     "msg/s", True),
     ("librdkafka consume: broker CPU", "rd_consume", ("broker", "cpu_seconds"), "s", False),
     ("e2e latency p50", "latency", ("p50_ms",), "ms", False),
     ("e2e latency p99", "latency", ("p99_ms",), "ms", False),
@@ -151,11 +153,13 @@ def broker_section(data: dict) -> str:
             ("idle RSS 1 s after start-up (MiB)", "idle_rss_bytes", False, 2**20),
             ("peak RSS over the whole run, VmHWM (MiB)", "peak_rss_hwm_bytes", False, 2**20),
             ("broker CPU over the whole run (s)", "total_cpu_seconds", False, 1),
-            ("shutdown after SIGTERM (s)", "shutdown_seconds", False, 1)]
+            ("shutdown after SIGTERM (s; killed after 30)", "shutdown_seconds", False, 1)]
     out = ["## Broker process\n", "| | Kafka | pybroker | pybroker/Kafka |", "|---|---:|---:|---:|"]
     for label, key, _, scale in rows:
         ka, py = (_scaled(t.get(name, {}).get(key), scale) for name in TARGETS)
         out.append(f"| {label} | {fmt(ka)} | {fmt(py)} | {ratio(py, ka)} |")
+    codes = [str(t.get(name, {}).get("exit_code", "—")) for name in TARGETS]
+    out.append(f"| exit code after SIGTERM (-9: killed) | {codes[0]} | {codes[1]} | |")
     ka = t.get("kafka", {})
     if ka.get("format_seconds") is not None:
         out.append(f"\nKafka's one-off `kafka-storage format` took {ka['format_seconds']:.2f} s before "
@@ -199,7 +203,8 @@ def table_section(data: dict) -> str:
     t = data["targets"]
     out = ["## Results per cell\n",
            "Cells are `size-partitions-acks-compression`; every producer uses linger.ms=5, batch.size=1048576. "
-           "↑: higher is better, ↓: lower is better. — : not measured or failed (see Failures).\n"]
+           "↑: higher is better, ↓: lower is better. — : not measured or failed (see Failures). "
+           f"†: the librdkafka run took under {SHORT_RUN:.0f} s (connection set-up weighs in; indicative only).\n"]
     for cell_id in data["cells"]:
         ka_cell = t.get("kafka", {}).get("cells", {}).get(cell_id)
         py_cell = t.get("pybroker", {}).get("cells", {}).get(cell_id)
@@ -211,10 +216,18 @@ def table_section(data: dict) -> str:
             py = metric_value(py_cell, workload, path, unit)
             if ka is None and py is None and not _attempted(ka_cell, py_cell, workload):
                 continue
-            out.append(f"| {label} ({unit}) {'↑' if higher else '↓'} | {fmt(ka, unit)} | {fmt(py, unit)} "
-                       f"| {ratio(py, ka)} |")
+            out.append(f"| {label} ({unit}) {'↑' if higher else '↓'} | {fmt(ka, unit)}{_short(ka_cell, workload)} "
+                       f"| {fmt(py, unit)}{_short(py_cell, workload)} | {ratio(py, ka)} |")
         out.append(_latency_note(ka_cell, py_cell))
     return "\n".join(out) + "\n"
+
+
+SHORT_RUN = 1.0  # seconds: a librdkafka throughput run shorter than this is marked †
+
+
+def _short(cell, workload) -> str:
+    w = (cell or {}).get(workload) or {}
+    return "†" if w.get("ok") and workload.startswith("rd_") and w.get("seconds", SHORT_RUN) < SHORT_RUN else ""
 
 
 def _attempted(ka_cell, py_cell, workload) -> bool:
@@ -258,8 +271,15 @@ def method_section(data: dict) -> str:
 - **Broker figures.** CPU seconds = utime+stime of the broker's process tree (/proc/PID/stat)
   over the workload; peak RSS = highest summed VmRSS sampled every 50 ms during the workload;
   start-up = spawn to the first answered ApiVersions v0 (raw socket, polled every 10 ms).
+- **Shared cores.** The clients (a JVM tool or the Python driver; the latency run has a producer
+  and a consumer process) run on the same 2 cores as the broker: a broker that needs less CPU
+  leaves more to the clients, which shows most in the latency runs.
+- **kafka-consumer-perf-test** subscribes as a consumer-group member, so it needs the group
+  coordinator APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit); the librdkafka
+  catch-up consumer assigns partitions and needs none of them.
 - **Kafka's settings** are those shipped for a combined KRaft node (`bench/kafka_ref.py`), default
-  heap `-Xmx1G -Xms1G`; pybroker runs with its defaults plus listener and log.dir overrides.
+  heap `-Xmx1G -Xms1G`; pybroker runs with its defaults plus listener and log.dir overrides. The
+  JVM exits with 143 on SIGTERM by design; pybroker should exit 0.
 """
 
 
@@ -271,6 +291,9 @@ def failures_section(data: dict) -> str:
             continue
         if t.get("error"):
             lines.append(f"- **{name}**: {_block(t['error'])}")
+        if t.get("exit_code") == -9:
+            lines.append(f"- **{name} shutdown**: did not exit within 30 s of SIGTERM and was killed; "
+                         f"its output ended with:{_block(t.get('broker_log_tail') or '(nothing)')}")
         for cell_id in data["cells"]:
             cell = t.get("cells", {}).get(cell_id)
             if cell is None:
@@ -320,6 +343,7 @@ PLOT_SERIES = [("rd_produce", "librdkafka produce"), ("rd_consume", "librdkafka 
                ("java_produce", "java producer-perf-test")]
 STYLE = {"kafka": "tab:blue", "pybroker": "tab:orange"}
 LINES = {"rd_produce": "-", "rd_consume": "--", "java_produce": ":"}
+MARKERS = {"rd_produce": "o", "rd_consume": "s", "java_produce": "^"}
 
 
 def _mb_per_s(cell: dict | None, workload: str):
@@ -360,7 +384,7 @@ def _throughput_plot(data, cells, xlabel, title, path, logx):
         for workload, label in PLOT_SERIES:
             pts = _series(data, name, workload, cells)
             if pts:
-                ax.plot(*zip(*pts), LINES[workload], marker="o", color=STYLE[name], label=f"{name}: {label}")
+                ax.plot(*zip(*pts), LINES[workload], marker=MARKERS[workload], color=STYLE[name], label=f"{name}: {label}")
                 drawn = True
     if not drawn or len(cells) < 2:
         plt.close(fig)

@@ -71,6 +71,7 @@ class Target:
         self.exit_code: int | None = None
         self.shutdown_seconds: float | None = None
         self.command: list[str] = []
+        self.final_log = ""
 
     @property
     def bootstrap(self) -> str:
@@ -103,8 +104,11 @@ class Target:
         raise NotImplementedError
 
     def stop(self) -> None:
+        """SIGTERM (SIGKILL after 30 s); keeps the tail of the broker's output in final_log,
+        then removes the work directory."""
         if self.process is not None:
             self.exit_code, self.shutdown_seconds = terminate(self.process)
+        self.final_log = self.log_tail()
         self._cleanup()
 
     def _cleanup(self) -> None:

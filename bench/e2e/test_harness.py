@@ -297,3 +297,58 @@ def test_plots_are_written(tmp_path):
     made = report.plot_all(_fake_data(), tmp_path)
     assert [p.name for p in made] == ["latency_cdf.png"]  # one cell: no throughput curve to draw
     assert made[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_marks_short_runs_and_a_killed_shutdown():
+    data = _fake_data()
+    data["targets"]["kafka"]["cells"]["1024B-16p-acks1-none"]["rd_produce"]["seconds"] = 0.3
+    data["targets"]["pybroker"]["cells"]["1024B-16p-acks1-none"]["rd_produce"]["seconds"] = 2.0
+    data["targets"]["pybroker"].update(exit_code=-9, broker_log_tail="ValueError: fd -1")
+    text = report.render(data)
+    assert "| librdkafka produce (msg/s) ↑ | 100,000† | 50,000 | 0.50× |" in text
+    assert "**pybroker shutdown**: did not exit within 30 s of SIGTERM" in text
+    assert "ValueError: fd -1" in text
+
+
+# --- the driver against a real (in-process) broker -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def broker():
+    testing = pytest.importorskip("pybroker.testing")
+    with testing.Broker() as b:
+        yield b.bootstrap_servers
+        rdkafka_driver.forget_admin(b.bootstrap_servers)
+
+
+def _driver(*args, timeout=120) -> dict:
+    import json
+    out = subprocess.run([sys.executable, str(matrix.DRIVER), *map(str, args)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_driver_produce_consume_latency_round_trip(broker):
+    rdkafka_driver.create_topic(broker, "harness-rt", 4)
+    produced = _driver("produce", "--bootstrap", broker, "--topic", "harness-rt", "--messages", 3000,
+                       "--size", 200, "--acks", "all", "--compression", "lz4", "--time-limit", 30)
+    assert produced["messages"] == 3000 and produced["errors"] == 0 and not produced["timed_out"]
+    assert produced["bytes"] == 600_000 and produced["msgs_per_s"] > 0
+    consumed = _driver("consume", "--bootstrap", broker, "--topic", "harness-rt", "--messages", 3000,
+                       "--size", 200, "--time-limit", 30)
+    assert consumed["messages"] == 3000 and consumed["partitions"] == 4 and not consumed["timed_out"]
+    # asking for more than was written stops at the time limit and says so
+    short = _driver("consume", "--bootstrap", broker, "--topic", "harness-rt", "--messages", 3001,
+                    "--size", 200, "--time-limit", 2)
+    assert short["messages"] == 3000 and short["timed_out"] is True
+
+
+def test_driver_latency_at_a_fixed_rate(broker):
+    rdkafka_driver.create_topic(broker, "harness-lat", 1)
+    r = _driver("latency", "--bootstrap", broker, "--topic", "harness-lat", "--size", 64, "--rate", 400,
+                "--duration", 2, "--warmup", 0.5)
+    assert r["sent"] == 800 and r["received"] == 800 and not r["timed_out"]
+    assert 0 < r["warmup_excluded"] < 800 and r["measured"] == 800 - r["warmup_excluded"]
+    assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"] <= r["max_ms"] < 5000
+    assert 300 <= r["achieved_rate"] <= 420
+    assert r["cdf"][-1] == [1.0, r["max_ms"]]
