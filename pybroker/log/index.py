@@ -118,9 +118,10 @@ class AbstractIndex:
         self._buf = None
 
     def flush(self):
-        """msync the mapped entries (writer thread or shutdown)."""
-        if isinstance(self._buf, mmap.mmap) and not self._buf.closed:
-            self._buf.flush()
+        """fsync the index file (writer thread or shutdown). fsync of the fd, not msync of the
+        map: the loop may remap the file (roll, trim) meanwhile, and the fd outlives any map."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
 
     def reset(self):
         self.truncate_entries(0)

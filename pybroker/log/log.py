@@ -646,6 +646,8 @@ class Log:
     def close_files(self):
         for seg in self.segments:
             seg.close()
+        if self.offline_error is None:
+            self.offline_error = KafkaStorageError(f"{self.name}: the log is closed")
 
     def delete_files(self):
         """Close and remove the partition directory (the manager renames it first)."""

@@ -250,11 +250,14 @@ class LogManager:
         if log.dir_path is None:
             return True
         await log.writer.adrain()
-        log.close_files()
         doomed = os.path.join(os.path.dirname(log.dir_path), f"{topic}-{partition}.{uuid.uuid4().hex}-delete")
         os.rename(log.dir_path, doomed)
         log.dir_path = doomed
         shutil.rmtree(doomed, ignore_errors=True)
+        # the files are gone from the directory; their descriptors close after file.delete.delay.ms
+        # so a fetch still sending a FileRegion of them never sees a reused descriptor
+        log.offline_error = KafkaStorageError(f"{topic}-{partition} was deleted")
+        self._schedule(log.config.file_delete_delay_ms / 1000.0, log.close_files)
         if d is not None:
             await self._checkpoint_dir(d)
         return True

@@ -75,7 +75,7 @@ class SyncWriter:
     def _run(fn, done):
         try:
             fn()
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 — reported to the op's owner (log goes offline)
             done(exc)
             return
         done(None)
@@ -108,7 +108,11 @@ class ThreadedWriter:
 
     def _submit(self, op):
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError("ThreadedWriter: the first op must be submitted from the event "
+                                   "loop's thread (completions are delivered there)") from None
         with self._cv:
             if self._closed:
                 raise RuntimeError("writer is closed")
@@ -207,8 +211,8 @@ class ThreadedWriter:
     def _call(fn):
         try:
             fn()
-        except OSError as exc:
-            return exc
+        except Exception as exc:  # noqa: BLE001 — any failure is reported to the op's owner,
+            return exc            # which takes its log offline; the writer thread must survive
         return None
 
     def _deliver(self, results):
