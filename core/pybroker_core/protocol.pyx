@@ -25,6 +25,8 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_Check
+from cpython.number cimport PyNumber_Index
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport Py_EQ, Py_TYPE, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
@@ -513,19 +515,19 @@ cdef int write_value(Writer w, int kind, bint nullable, COp* op, object value,
             raise EncodeError(f"null in non-nullable field {<object>op.field}")
         return write_null(w, kind)
     if kind == K_INT32:
-        return w.write_int32(value)
+        return w.write_int32(as_int(value))
     elif kind == K_INT64:
-        return w.write_int64(value)
+        return w.write_int64(as_int(value))
     elif kind == K_INT16:
-        return w.write_int16(value)
+        return w.write_int16(as_int(value))
     elif kind == K_INT8:
-        return w.write_int8(value)
+        return w.write_int8(as_int(value))
     elif kind == K_BOOL:
         return w.write_int8(1 if value else 0)
     elif kind == K_UINT16:
-        return w.write_uint16(value)
+        return w.write_uint16(as_int(value))
     elif kind == K_UINT32:
-        return w.write_uint32(value)
+        return w.write_uint32(as_int(value))
     elif kind == K_FLOAT64:
         return w.write_float64(value)
     elif kind == K_UUID:
@@ -549,6 +551,13 @@ cdef int write_value(Writer w, int kind, bint nullable, COp* op, object value,
             raise EncodeError(f"null in non-nullable field {<object>op.field}")
         return encode_struct_c(<CProgram>op.sub, value, w, regions)
     raise AssertionError(f"unknown kind {kind}")
+
+
+cdef inline object as_int(object value):
+    """An int, or anything with __index__ (never a float: as struct.pack in the twin)."""
+    if PyLong_Check(value):
+        return value
+    return PyNumber_Index(value)
 
 
 cdef int write_string(Writer w, object value, bint compact) except -1:
