@@ -18,6 +18,7 @@ isolation's offset, never past stable_offset.
 import bisect
 import collections
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -252,7 +253,11 @@ class Log:
         cfg = self.config
         if self.segments[-1].should_roll_for(cfg.segment_ms, cfg.segment_bytes, plan.max_timestamp,
                                              plan.last_offset, plan.size, now):
-            self.roll(plan.first_offset)
+            try:
+                self.roll(plan.first_offset)
+            except OSError as exc:
+                self._mark_offline(exc)
+                raise self.offline_error from exc
 
     def _write_batches(self, buf, batches, plan, leader_epoch, origin, append_time):
         records_api = _records_api
@@ -357,7 +362,8 @@ class Log:
                 raise KafkaStorageError(f"{self.name}: segment file {prefix}.log already exists")
             for suffix in (".index", ".timeindex", ".txnindex"):
                 _unlink(prefix + suffix)
-        return LogSegment.open(self.dir_path, base_offset, self.config, create=True)
+        jitter = random.randrange(self.config.segment_jitter_ms) if self.config.segment_jitter_ms > 0 else 0
+        return LogSegment.open(self.dir_path, base_offset, self.config, create=True, rolling_jitter_ms=jitter)
 
     def _queue_file_write(self, path, data):
         self.writer.submit_call(lambda: write_atomic(path, data), self._io_done)
@@ -437,6 +443,9 @@ class Log:
         except LogCorruptedError as exc:
             self._mark_corrupt(exc)
             raise
+        except OSError as exc:
+            self._mark_offline(exc)
+            raise self.offline_error from exc
 
     def _mark_corrupt(self, exc):
         self.offline_error = exc
@@ -526,12 +535,14 @@ class Log:
     # ---- retention ----------------------------------------------------------------------------
 
     def delete_old_segments(self, now=None):
-        """Delete segments past retention.ms / retention.bytes or below the log start offset
-        (never the active segment). Returns the number deleted."""
+        """Delete segments past retention.ms / retention.bytes or below the log start offset (the
+        active one too, after rolling, when it is wholly expired). Returns the number deleted."""
         now = self.clock() if now is None else now
         doomed = self._segments_to_delete(now)
         if not doomed:
             return 0
+        if doomed[-1] is self.active_segment:
+            self.roll()                    # Kafka: keep an (empty) active segment at the log end
         for seg in doomed:
             self._remove_segment(seg)
         new_start = self.segments[0].base_offset
@@ -543,11 +554,13 @@ class Log:
         return len(doomed)
 
     def _segments_to_delete(self, now):
-        candidates = self.segments[:-1]
         remaining = self.size
         doomed = []
-        for i, seg in enumerate(candidates):
-            next_base = self.segments[i + 1].base_offset
+        for i, seg in enumerate(self.segments):
+            last = i == len(self.segments) - 1
+            if last and (seg.size == 0 or self.stable_offset != self._next_offset):
+                break
+            next_base = self._next_offset if last else self.segments[i + 1].base_offset
             expired = self.config.retention_ms >= 0 and 0 <= seg.max_timestamp_so_far < now - self.config.retention_ms
             too_big = self.config.retention_bytes >= 0 and remaining - seg.size >= self.config.retention_bytes
             below_start = next_base <= self.log_start_offset

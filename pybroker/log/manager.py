@@ -310,9 +310,14 @@ class LogManager:
                 await log.flush()
 
     def cleanup_logs(self):
-        """Retention: delete old segments of every log (returns how many were deleted)."""
-        return sum(log.delete_old_segments() for log in list(self.logs.values())
-                   if log.offline_error is None)
+        """Retention: delete old segments of every log, drop producers idle for longer than
+        producer.id.expiration.ms. Returns how many segments were deleted."""
+        deleted = 0
+        for log in list(self.logs.values()):
+            if log.offline_error is None:
+                deleted += log.delete_old_segments()
+                log.producer_state.remove_expired_producers(self.clock())
+        return deleted
 
     def start_background(self, checkpoint_interval_s=60.0, flush_check_s=1.0, retention_check_s=300.0):
         """Start the periodic tasks on the running loop (Kafka's scheduler jobs)."""

@@ -29,6 +29,7 @@ def reopen(log, *, clean=True, **kwargs):
         log.close_sync()
     else:
         drop(log)
+    kwargs.setdefault("log_start_offset", log.log_start_offset)     # as log-start-offset-checkpoint
     return Log.open(log.dir_path, log.topic, log.partition, log.config, had_clean_shutdown=clean,
                     recovery_point=log.recovery_point if clean else kwargs.pop("recovery_point", 0),
                     **kwargs)

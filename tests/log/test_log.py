@@ -188,9 +188,11 @@ def test_retention_by_size_and_time(storage, tmp_path):
     assert log.log_start_offset == log.segments[0].base_offset > 0
     with pytest.raises(OffsetOutOfRangeError):
         log.read(0, 100)
-    now[0] = 40_000 + 10_000 + 100                          # every closed segment is now too old
+    now[0] = 40_000 + 10_000 + 100                          # everything is now too old
     log.delete_old_segments()
-    assert len(log.segments) == 1
+    assert len(log.segments) == 1 and log.active_segment.size == 0   # rolled, then deleted
+    assert log.log_start_offset == log.log_end_offset == 30
+    assert log.append_as_leader(batch(1, ts=now[0])).first_offset == 30
 
 
 def test_threaded_writer_concurrent_appends(storage, tmp_path):

@@ -276,3 +276,19 @@ def test_sigkill_while_appending_loses_no_acknowledged_batch(tmp_path):
         assert raw[17:] == bytes(batch(3, size=400, tag=tag)[17:])   # attrs..end: byte for byte
     log.verify()
     mgr.shutdown_sync()
+
+
+def test_interrupted_swap_is_completed(tmp_path):
+    log = open_log("disk", tmp_path, CFG)
+    for i in range(12):
+        log.append_as_leader(batch(2, size=120, tag=i))
+    expected = all_batches(log)
+    log.close_sync()
+    (b0, p0), (b1, p1), (b2, _) = [(s.base_offset, s.log.path) for s in log.segments[:3]]
+    merged = open(p0, "rb").read() + open(p1, "rb").read()           # what a cleaner would write
+    open(p0 + ".swap", "wb").write(merged)
+    log = Log.open(log.dir_path, "t", 0, CFG, had_clean_shutdown=True, recovery_point=log.log_end_offset)
+    assert [s.base_offset for s in log.segments][:2] == [b0, b2]
+    assert not os.path.exists(p1) and not os.path.exists(p0 + ".swap")
+    assert all_batches(log) == expected
+    assert any("swap" in line for line in log.load_report)
