@@ -5,6 +5,7 @@ program, hypothesis-drawn objects, mutated frames (same object or same error typ
 and values that cannot be encoded. Skipped when pybroker_core.protocol is not built.
 """
 import random
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +36,8 @@ def shape(value):
         return tuple, tuple(shape(v) for v in value)
     if isinstance(value, memoryview):
         return memoryview, value.tobytes()
+    if isinstance(value, float):                 # NaN != NaN: compare the bits
+        return float, struct.pack(">d", value)
     return type(value), value
 
 
