@@ -3,7 +3,8 @@
 Wire framing: `u32 size | size bytes (request header + body)`; responses likewise.
 Requests on a connection are handled one at a time in arrival order (as Kafka mutes a channel
 while its request is in flight), so a pipelined Produce is appended before the Fetch behind it is
-served and responses leave in request order. Reading continues while a request is in flight, up to
+served and responses leave in request order. Requests received in full before the peer
+disconnects are still handled (their responses dropped), as Kafka does. Reading continues while a request is in flight, up to
 `queued.max.requests` frames; beyond that, and while the transport's write buffer is above its
 high-water mark (a slow reader), reading is paused.
 """
@@ -41,6 +42,7 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         self.read_paused = False
         self.closed = False
+        self.peer_closed = False  # the peer disconnected; queued requests are still handled
         self.last_active = time.monotonic()
         self.task = None
         self.context = {}  # per-connection state for handlers (e.g. SASL, client software)
@@ -59,12 +61,23 @@ class Connection(asyncio.Protocol):
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
+        self.buf = bytearray()
+        self.write_paused = False
+        if self.closed or not (self.busy or self.pending):
+            self._finished()
+            return
+        # The peer is gone, but what it sent in full is still handled, as Kafka does (a producer
+        # with acks=0 often disconnects right after its last Produce); responses are dropped.
+        self.peer_closed = True
+        if not self.busy:
+            self.process()
+
+    def _finished(self):
         self.closed = True
         self.server.connections.discard(self)
         if self.task is not None and not self.task.done():
             self.task.cancel()
         self.pending.clear()
-        self.buf = bytearray()
 
     def data_received(self, data):
         self.last_active = time.monotonic()
@@ -116,6 +129,10 @@ class Connection(asyncio.Protocol):
                 return
             if result is not None:
                 self.write(result)
+        if self.peer_closed:
+            if not self.pending:
+                self._finished()
+            return
         self._maybe_resume_reading()
 
     async def _finish(self, awaitable):
@@ -137,6 +154,8 @@ class Connection(asyncio.Protocol):
 
     def write(self, response):
         """Queue one encoded response: bytes, or a list of bytes and file regions."""
+        if self.peer_closed:
+            return
         if isinstance(response, list):
             write_parts(self.transport, response, self.sendfile_fd)
         else:
@@ -148,7 +167,9 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self):
-        if not self.closed:
+        if self.peer_closed:
+            self._finished()
+        elif not self.closed:
             self.closed = True
             self.pending.clear()
             if self.transport is not None:
