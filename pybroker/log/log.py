@@ -243,6 +243,9 @@ class Log:
             info = infos.get(batch.producer_id)
             if info is None:
                 info = infos[batch.producer_id] = self.producer_state.prepare_update(batch.producer_id, origin)
+            if batch.is_control:
+                info.append_control_batch(batch.producer_epoch, base)
+                continue
             last_seq = _last_seq(batch)
             ts = plan.append_time if plan.append_time is not None else batch.max_timestamp
             info.append_data_batch(batch.producer_epoch, batch.base_sequence, last_seq, ts, base,
@@ -412,7 +415,10 @@ class Log:
             return self._stable
         if isolation == FetchIsolation.TXN_COMMITTED and self.last_stable_offset < self.high_watermark:
             return self.offset_metadata(self.last_stable_offset)
-        return self.high_watermark_metadata
+        hw = self.high_watermark_metadata
+        if hw.segment_base_offset < 0 and hw.message_offset > self.log_start_offset:
+            hw = self.high_watermark_metadata = self.offset_metadata(hw.message_offset)
+        return hw
 
     def read(self, start_offset, max_length, isolation=FetchIsolation.HIGH_WATERMARK,
              min_one_message=True):

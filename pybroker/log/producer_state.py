@@ -152,6 +152,7 @@ class ProducerAppendInfo:
             producer_id, current_entry.producer_epoch, current_entry.coordinator_epoch,
             current_entry.last_timestamp, current_entry.current_txn_first_offset)
         self.started_transactions = []
+        self.completed_transactions = []
 
     def _check_producer_epoch(self, epoch, offset):
         current = self.updated_entry.producer_epoch
@@ -197,13 +198,19 @@ class ProducerAppendInfo:
             entry.current_txn_first_offset = first_offset
             self.started_transactions.append(first_offset)
 
+    def append_control_batch(self, epoch, offset):
+        """A transaction marker (COMMIT/ABORT) ends the producer's open transaction. Coordinator
+        epoch checks and the aborted-transaction index belong to the transactions work."""
+        self._check_producer_epoch(epoch, offset)
+        self.updated_entry.maybe_update_producer_epoch(epoch)
+        if self.updated_entry.current_txn_first_offset is not None:
+            self.completed_transactions.append(self.updated_entry.current_txn_first_offset)
+        self.updated_entry.current_txn_first_offset = None
+
     def append_batch(self, batch):
-        """Append a data batch view (RecordBatch). Control batches (transaction markers) are the
-        transactions work's; here they only move the epoch."""
+        """Append a batch view (RecordBatch) whose offsets are final (replay, replication)."""
         if batch.is_control:
-            self._check_producer_epoch(batch.producer_epoch, batch.base_offset)
-            self.updated_entry.maybe_update_producer_epoch(batch.producer_epoch)
-            self.updated_entry.current_txn_first_offset = None
+            self.append_control_batch(batch.producer_epoch, batch.base_offset)
             return
         last_seq = increment_sequence(batch.base_sequence, batch.last_offset_delta) \
             if batch.base_sequence >= 0 else NO_SEQUENCE
@@ -257,6 +264,8 @@ class ProducerStateManager:
             current.last_timestamp = entry.last_timestamp
         for first_offset in info.started_transactions:
             self.ongoing_txns[first_offset] = info.producer_id
+        for first_offset in info.completed_transactions:
+            self.ongoing_txns.pop(first_offset, None)
 
     def update_map_end_offset(self, offset):
         self.last_map_offset = offset

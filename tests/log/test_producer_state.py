@@ -150,3 +150,21 @@ def test_expired_producers_are_dropped_on_load(tmp_path):
     log.append_as_leader(batch(2, producer_id=PID, producer_epoch=0, base_sequence=0, ts=1000))
     log = reopen(log, clean=True)
     assert log.producer_state.last_entry(PID) is None      # last write in 1970: expired
+
+
+def test_transaction_markers_open_and_close_the_last_stable_offset(storage, tmp_path):
+    from pybroker.codec import records
+    from pybroker.log import AppendOrigin
+    log = open_log(storage, tmp_path)
+    log.append_as_leader(batch(2))
+    fixed = bytearray(records.build_batch([(None, b"t%d" % i, [], int(time.time() * 1000)) for i in range(2)],
+                                          producer_id=PID, producer_epoch=0, base_sequence=0,
+                                          is_transactional=True))
+    log.append_as_leader(fixed)
+    log.append_as_leader(batch(1))
+    assert log.producer_state.first_unstable_offset() == 2
+    assert log.last_stable_offset == 2 < log.high_watermark == 5
+    marker = bytearray(records.build_control_batch(records.CONTROL_COMMIT, producer_id=PID, producer_epoch=0))
+    log.append_as_leader(marker, origin=AppendOrigin.COORDINATOR)
+    assert log.producer_state.first_unstable_offset() is None
+    assert log.last_stable_offset == log.high_watermark == 6
