@@ -280,3 +280,47 @@ def test_isolation_bounds(storage, tmp_path):
     assert [b.base_offset for b in records.iter_batches(data)] == [0, 2]
     assert log.last_stable_offset == 4
     assert log.update_high_watermark(100) == 8
+
+
+def test_slow_disk_does_not_block_the_event_loop(tmp_path, monkeypatch):
+    import time
+    from pybroker.log import writer as writer_mod
+    real = writer_mod._pwritev_all, writer_mod._pwrite_all
+
+    def slow_vec(fd, bufs, pos):
+        time.sleep(0.05)
+        real[0](fd, bufs, pos)
+
+    def slow_one(fd, data, pos):
+        time.sleep(0.05)
+        real[1](fd, data, pos)
+    monkeypatch.setattr(writer_mod, "_pwritev_all", slow_vec)
+    monkeypatch.setattr(writer_mod, "_pwrite_all", slow_one)
+
+    async def main():
+        writer = ThreadedWriter()
+        try:
+            log = open_log("disk", tmp_path, writer=writer)
+            ticks = []
+
+            async def ticker():
+                while True:
+                    ticks.append(time.perf_counter())
+                    await asyncio.sleep(0.002)
+            tick = asyncio.ensure_future(ticker())
+            t0 = time.perf_counter()
+            pending = [log.append(batch(2, tag=i)) for i in range(3)]
+            waiting = asyncio.gather(*pending)
+            await asyncio.sleep(0)
+            queued_in = time.perf_counter() - t0
+            await waiting
+            elapsed = time.perf_counter() - t0
+            tick.cancel()
+            gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+            assert elapsed >= 0.05 and queued_in < 0.04       # the write took 50 ms, queuing did not
+            assert len(ticks) >= 10 and max(gaps) < 0.04      # the loop kept running meanwhile
+            assert log.stable_offset == 6
+            await log.close()
+        finally:
+            writer.close()
+    asyncio.run(main())
