@@ -195,7 +195,8 @@ def cmd_consume(args) -> dict:
     return throughput_result(r["got"], args.size, end - t0, requested=args.messages, errors=r["errors"],
                              first_error=r["first_error"], timed_out=r["got"] < args.messages,
                              first_message_seconds=round(r["first_at"] - t0, 4) if r["first_at"] else None,
-                             after_first_msgs_per_s=round(rest / after_first, 1) if after_first > 0 else None,
+                             after_first_msgs_per_s=round(rest / after_first, 1) if rest > 0 and after_first > 0
+                             else None,  # None: everything came in the first batch
                              partitions=len(parts))
 
 

@@ -31,6 +31,7 @@ METRICS = [
     ("e2e latency p99.9", "latency", ("p999_ms",), "ms", False),
 ]
 TARGETS = ("kafka", "pybroker")
+CLEAN_EXIT = {"kafka": (0, 143), "pybroker": (0,)}  # the JVM exits 128+SIGTERM on a clean stop
 
 
 # --- machine -------------------------------------------------------------------------------------
@@ -216,8 +217,8 @@ def table_section(data: dict) -> str:
             py = metric_value(py_cell, workload, path, unit)
             if ka is None and py is None and not _attempted(ka_cell, py_cell, workload):
                 continue
-            out.append(f"| {label} ({unit}) {'↑' if higher else '↓'} | {fmt(ka, unit)}{_short(ka_cell, workload)} "
-                       f"| {fmt(py, unit)}{_short(py_cell, workload)} | {ratio(py, ka)} |")
+            out.append(f"| {label} ({unit}) {'↑' if higher else '↓'} | {fmt(ka, unit)}{_short(ka_cell, workload, ka)} "
+                       f"| {fmt(py, unit)}{_short(py_cell, workload, py)} | {ratio(py, ka)} |")
         out.append(_latency_note(ka_cell, py_cell))
     return "\n".join(out) + "\n"
 
@@ -225,9 +226,9 @@ def table_section(data: dict) -> str:
 SHORT_RUN = 1.0  # seconds: a librdkafka throughput run shorter than this is marked †
 
 
-def _short(cell, workload) -> str:
+def _short(cell, workload, value) -> str:
     w = (cell or {}).get(workload) or {}
-    return "†" if w.get("ok") and workload.startswith("rd_") and w.get("seconds", SHORT_RUN) < SHORT_RUN else ""
+    return "†" if value is not None and w.get("ok") and workload.startswith("rd_") and w.get("seconds", SHORT_RUN) < SHORT_RUN else ""
 
 
 def _attempted(ka_cell, py_cell, workload) -> bool:
@@ -291,9 +292,13 @@ def failures_section(data: dict) -> str:
             continue
         if t.get("error"):
             lines.append(f"- **{name}**: {_block(t['error'])}")
-        if t.get("exit_code") == -9:
+        code = t.get("exit_code")
+        if code == -9:
             lines.append(f"- **{name} shutdown**: did not exit within 30 s of SIGTERM and was killed; "
                          f"its output ended with:{_block(t.get('broker_log_tail') or '(nothing)')}")
+        elif code is not None and code not in CLEAN_EXIT[name]:
+            lines.append(f"- **{name} shutdown**: exited with code {code} after SIGTERM; its output "
+                         f"ended with:{_block(t.get('broker_log_tail') or '(nothing)')}")
         for cell_id in data["cells"]:
             cell = t.get("cells", {}).get(cell_id)
             if cell is None:

@@ -310,6 +310,16 @@ def test_report_marks_short_runs_and_a_killed_shutdown():
     assert "ValueError: fd -1" in text
 
 
+def test_report_lists_an_unclean_exit_but_not_the_jvms_143():
+    data = _fake_data()
+    data["targets"]["kafka"].update(exit_code=143)
+    data["targets"]["pybroker"].update(exit_code=1, broker_log_tail="Traceback\nFileNotFoundError: x.snapshot.tmp")
+    text = report.render(data)
+    assert "**pybroker shutdown**: exited with code 1 after SIGTERM" in text
+    assert "FileNotFoundError: x.snapshot.tmp" in text
+    assert "kafka shutdown" not in text
+
+
 # --- the driver against a real (in-process) broker -----------------------------------------------
 
 @pytest.fixture(scope="module")
