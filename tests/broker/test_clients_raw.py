@@ -1,0 +1,248 @@
+"""Client behaviour at the protocol level, with our codec over raw sockets: fetch long poll, many
+topics and partitions per Produce, the idempotent-producer rules (duplicates, gaps, fenced epochs),
+and topic deletion followed at once by re-creation (pipelined on one connection)."""
+from __future__ import annotations
+
+import threading
+import time
+
+from broker_conftest import (create_topic, fetch_records, list_offsets, log_end_offset, now_ms, unique)
+from pybroker.codec import messages as m
+from pybroker.codec.records import build_batch, iter_batches
+from rawclient import RawClient
+
+PR = m.ProduceRequest
+NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE = 0, 3, 5
+OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH = 45, 47
+
+
+def batch(values, **kw):
+    return build_batch([(b"k%d" % i, v, [], now_ms()) for i, v in enumerate(values)], **kw)
+
+
+def produce_request(parts, acks=-1):
+    """parts: {topic: {partition: batch bytes}}"""
+    return PR(acks=acks, timeout_ms=10000, topic_data=[
+        PR.TopicProduceData(name=t, partition_data=[PR.PartitionProduceData(index=p, records=b)
+                                                    for p, b in ps.items()])
+        for t, ps in parts.items()])
+
+
+def produce_one(client, topic, partition, records, version=9):
+    resp = client.request(0, version, produce_request({topic: {partition: records}}))
+    return resp.responses[0].partition_responses[0]
+
+
+def fetch_request(topic, offset, max_wait_ms, min_bytes=1):
+    F = m.FetchRequest
+    return F(max_wait_ms=max_wait_ms, min_bytes=min_bytes, max_bytes=1 << 20, topics=[
+        F.FetchTopic(topic=topic, partitions=[F.FetchPartition(
+            partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)])])
+
+
+def raw_fetch(bootstrap, topic, offset, max_wait_ms, min_bytes=1):
+    with RawClient(bootstrap) as c:
+        t0 = time.monotonic()
+        resp = c.request(1, 12, fetch_request(topic, offset, max_wait_ms, min_bytes))
+        return time.monotonic() - t0, resp.responses[0].partitions[0]
+
+
+# -- fetch long poll ------------------------------------------------------------------------------
+
+def test_fetch_long_poll_waits_max_wait_when_nothing_arrives(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"first"])).error_code == NONE
+    elapsed, pd = raw_fetch(bootstrap, topic, 1, max_wait_ms=600)
+    assert pd.error_code == 0 and not pd.records and pd.high_watermark == 1
+    assert 0.55 <= elapsed < 3.0, elapsed
+
+
+def test_fetch_long_poll_answers_when_a_message_arrives(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"first"])).error_code == NONE
+
+    def late():
+        with RawClient(bootstrap) as c:
+            produce_one(c, topic, 0, batch([b"later"]))
+    timer = threading.Timer(0.5, late)
+    timer.start()
+    try:
+        elapsed, pd = raw_fetch(bootstrap, topic, 1, max_wait_ms=8000)
+    finally:
+        timer.join(10)
+    assert pd.error_code == 0 and pd.high_watermark == 2
+    recs = [(r.offset, r.value) for b in iter_batches(bytes(pd.records or b"")) for r in b.records()]
+    assert recs == [(1, b"later")]  # the long-poll response itself carries the record
+    assert 0.4 <= elapsed < 5.0, elapsed  # woken by the append, long before max_wait
+
+
+def test_fetch_min_bytes_waits_for_enough_data(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    small = batch([b"x"])
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, small).error_code == NONE
+    # min_bytes above one batch: the fetch waits out max_wait and then returns what there is
+    elapsed, pd = raw_fetch(bootstrap, topic, 0, max_wait_ms=500, min_bytes=len(small) * 3)
+    assert 0.45 <= elapsed < 3.0 and len(pd.records) == len(small)
+
+
+# -- produce ------------------------------------------------------------------------------------------
+
+def test_produce_many_topics_and_partitions_with_per_partition_errors(bootstrap):
+    a, b, missing = unique("multi-a"), unique("multi-b"), unique("multi-missing")
+    create_topic(bootstrap, a, partitions=3)
+    create_topic(bootstrap, b, partitions=1)
+    parts = {a: {0: batch([b"a0"]), 2: batch([b"a2", b"a2'"]), 7: batch([b"nope"])},
+             b: {0: batch([b"b0"] * 3)}, missing: {0: batch([b"x"])}}
+    with RawClient(bootstrap) as c:
+        resp = c.request(0, 9, produce_request(parts))
+    codes = {(t.name, p.index): (p.error_code, p.base_offset)
+             for t in resp.responses for p in t.partition_responses}
+    assert codes == {(a, 0): (NONE, 0), (a, 2): (NONE, 0), (a, 7): (UNKNOWN_TOPIC_OR_PARTITION, -1),
+                     (b, 0): (NONE, 0), (missing, 0): (UNKNOWN_TOPIC_OR_PARTITION, -1)}
+    assert [g.value for g in fetch_records(bootstrap, a, 2)] == [b"a2", b"a2'"]
+    assert [g.value for g in fetch_records(bootstrap, b, 0)] == [b"b0"] * 3
+    assert log_end_offset(bootstrap, a, 1) == 0
+
+
+def test_produce_acks_zero_gets_no_response(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        c.send(0, 9, produce_request({topic: {0: batch([b"fire", b"forget"])}}, acks=0))
+        # the next request's response is the first frame back: nothing was sent for acks=0
+        resp = c.request(18, 3, m.ApiVersionsRequest(client_software_name="t",
+                                                     client_software_version="1"))
+        assert resp.error_code == 0
+    assert [g.value for g in fetch_records(bootstrap, topic, 0)] == [b"fire", b"forget"]
+
+
+# -- idempotent producer ------------------------------------------------------------------------------
+
+def init_producer_id(client, producer_id=-1, epoch=-1):
+    resp = client.request(22, 4, m.InitProducerIdRequest(
+        transactional_id=None, transaction_timeout_ms=60000, producer_id=producer_id,
+        producer_epoch=epoch))
+    assert resp.error_code == 0
+    return resp.producer_id, resp.producer_epoch
+
+
+def test_idempotent_duplicates_gaps_and_fencing(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        pid, epoch = init_producer_id(c)
+        assert pid >= 0 and epoch == 0
+        other, _ = init_producer_id(c)
+        assert other != pid
+        first = batch([b"v%d" % i for i in range(5)], producer_id=pid, producer_epoch=0,
+                      base_sequence=0)
+        r = produce_one(c, topic, 0, first)
+        assert (r.error_code, r.base_offset) == (NONE, 0)
+        r = produce_one(c, topic, 0, first)  # a retry of the same batch: original offset, no append
+        assert (r.error_code, r.base_offset) == (NONE, 0)
+        assert log_end_offset(bootstrap, topic) == 5
+        gap = batch([b"gap"], producer_id=pid, producer_epoch=0, base_sequence=9)
+        assert produce_one(c, topic, 0, gap).error_code == OUT_OF_ORDER_SEQUENCE_NUMBER
+        r = produce_one(c, topic, 0, batch([b"v5"], producer_id=pid, producer_epoch=0,
+                                           base_sequence=5))
+        assert (r.error_code, r.base_offset) == (NONE, 5)
+        assert init_producer_id(c, pid, 0) == (pid, 1)  # epoch bump keeps the id
+        r = produce_one(c, topic, 0, batch([b"new epoch"], producer_id=pid, producer_epoch=1,
+                                           base_sequence=0))  # a new epoch restarts at 0
+        assert (r.error_code, r.base_offset) == (NONE, 6)
+        # once the partition has seen epoch 1, epoch 0 is fenced
+        stale = batch([b"stale"], producer_id=pid, producer_epoch=0, base_sequence=6)
+        assert produce_one(c, topic, 0, stale).error_code == INVALID_PRODUCER_EPOCH
+    assert [g.value for g in fetch_records(bootstrap, topic, 0)] == \
+        [b"v0", b"v1", b"v2", b"v3", b"v4", b"v5", b"new epoch"]
+
+
+# -- delete, then create at once ----------------------------------------------------------------------
+
+def _pipeline(bootstrap, requests):
+    """Send every (api_key, version, body) before reading any response; returns the responses."""
+    from pybroker.codec.protocol import decode_response, encode_request
+    with RawClient(bootstrap) as c:
+        frames = b"".join(encode_request(k, v, i + 1, "pipeline", body)
+                          for i, (k, v, body) in enumerate(requests))
+        c.send_raw(frames)
+        out = []
+        for i, (k, v, _) in enumerate(requests):
+            frame = c.recv_frame()
+            assert frame, f"connection closed before response {i + 1}"
+            header, body = decode_response(k, v, frame)
+            assert header.correlation_id == i + 1
+            out.append(body)
+        return out
+
+
+def _delete(name):
+    return 20, 6, m.DeleteTopicsRequest(timeout_ms=10000, topics=[
+        m.DeleteTopicsRequest.DeleteTopicState(name=name)])
+
+
+def _create(name, partitions=1):
+    T = m.CreateTopicsRequest
+    return 19, 7, T(timeout_ms=10000, validate_only=False, topics=[T.CreatableTopic(
+        name=name, num_partitions=partitions, replication_factor=1, assignments=[], configs=[])])
+
+
+def test_delete_then_create_at_once_gives_a_fresh_topic(bootstrap, topic):
+    create_topic(bootstrap, topic, partitions=2)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"old"] * 4)).error_code == NONE
+    old_id = None
+    with RawClient(bootstrap) as c:
+        md = c.request(3, 12, m.MetadataRequest(topics=[m.MetadataRequest.MetadataRequestTopic(
+            name=topic)], allow_auto_topic_creation=False))
+        old_id = md.topics[0].topic_id
+    deleted, created = _pipeline(bootstrap, [_delete(topic), _create(topic, 3)])
+    assert deleted.responses[0].error_code == NONE
+    res = created.topics[0]
+    assert (res.error_code, res.num_partitions) == (NONE, 3), res.error_message
+    assert res.topic_id != old_id
+    assert [log_end_offset(bootstrap, topic, p) for p in range(3)] == [0, 0, 0]
+    with RawClient(bootstrap) as c:
+        r = produce_one(c, topic, 0, batch([b"new"]))
+        assert (r.error_code, r.base_offset) == (NONE, 0)
+    assert [g.value for g in fetch_records(bootstrap, topic, 0)] == [b"new"]
+
+
+def test_delete_then_auto_create_by_metadata(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"old"] * 2)).error_code == NONE
+    md_req = (3, 12, m.MetadataRequest(topics=[m.MetadataRequest.MetadataRequestTopic(name=topic)],
+                                       allow_auto_topic_creation=True))
+    deleted, md = _pipeline(bootstrap, [_delete(topic), md_req])
+    assert deleted.responses[0].error_code == NONE
+    assert md.topics[0].error_code in (NONE, LEADER_NOT_AVAILABLE)  # retriable while removing
+    deadline = time.monotonic() + 10
+    while True:
+        _, md = _pipeline(bootstrap, [(18, 3, m.ApiVersionsRequest(
+            client_software_name="t", client_software_version="1")), md_req])
+        if md.topics[0].error_code == NONE:
+            break
+        assert time.monotonic() < deadline, md.topics[0].error_code
+        time.sleep(0.05)
+    assert list_offsets(bootstrap, topic, 0, -1)[0] == 0  # the old records are gone
+
+
+# -- a client that disconnects right after sending ----------------------------------------------------
+
+def test_requests_sent_before_disconnect_are_still_handled(bootstrap, topic):
+    """A long-poll Fetch keeps the connection busy; three acks=0 Produce requests queue behind it
+    and the client closes at once. Kafka handles what it received in full; so must we."""
+    from pybroker.codec.protocol import encode_request
+    create_topic(bootstrap, topic)
+    frames = [encode_request(1, 12, 1, "gone", fetch_request(topic, 0, max_wait_ms=300))]
+    frames += [encode_request(0, 9, 2 + i, "gone", produce_request(
+        {topic: {0: batch([b"m%d" % i, b"n%d" % i])}}, acks=0)) for i in range(3)]
+    with RawClient(bootstrap) as c:
+        c.send_raw(b"".join(frames))
+    deadline = time.monotonic() + 5
+    while log_end_offset(bootstrap, topic) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [g.value for g in fetch_records(bootstrap, topic, 0)] == \
+        [b"m0", b"n0", b"m1", b"n1", b"m2", b"n2"]
