@@ -54,6 +54,8 @@ class ReplicaManager:
             checkpoint_interval_s=self.config["log.flush.offset.checkpoint.interval.ms"] / 1000)
 
     async def stop(self):
+        if self._deleting:  # finish topic deletions before the logs are closed under them
+            await asyncio.gather(*self._deleting, return_exceptions=True)
         await self.logs.shutdown()
 
     def log_config(self, info) -> LogConfig:
