@@ -31,7 +31,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport Py_EQ, Py_TYPE, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdint cimport int8_t, int16_t, int32_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 import types
@@ -41,8 +41,8 @@ from pybroker.codec import messages as _m
 from pybroker.codec.errors import DecodeError, EncodeError
 from pybroker.codec.messages import FileRegion
 
-__all__ = ["decode", "decode_pair", "decode_struct", "encode", "encode_frame", "encode_struct",
-           "peek_key_version"]
+__all__ = ["decode", "decode_pair", "decode_request_frame", "decode_struct", "encode",
+           "encode_frame", "encode_response_frame", "encode_struct", "peek_key_version"]
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -760,9 +760,55 @@ def decode_pair(first, second, buf):
 
 def peek_key_version(buf):
     """(api key, api version) of a request frame (the bytes after the size prefix)."""
+    cdef int16_t key, version
+    read_key_version(buf, &key, &version)
+    return key, version
+
+
+cdef int read_key_version(object buf, int16_t* key, int16_t* version) except -1:
+    """request header := int16 api_key, int16 api_version, ... (read without a Reader)."""
+    cdef Py_buffer view
+    cdef const uint8_t* p
+    cdef Py_ssize_t n
+    if type(buf) is bytes:
+        p = <const uint8_t*>PyBytes_AS_STRING(buf)
+        n = PyBytes_GET_SIZE(buf)
+        if n < 4:
+            raise DecodeError(f"need 4 bytes, {n} left", 0)
+        key[0] = <int16_t>((p[0] << 8) | p[1])
+        version[0] = <int16_t>((p[2] << 8) | p[3])
+        return 0
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        if view.len < 4:
+            raise DecodeError(f"need 4 bytes, {view.len} left", 0)
+        p = <const uint8_t*>view.buf
+        key[0] = <int16_t>((p[0] << 8) | p[1])
+        version[0] = <int16_t>((p[2] << 8) | p[3])
+    finally:
+        PyBuffer_Release(&view)
+    return 0
+
+
+def decode_request_frame(dict table, buf):
+    """(header, body) of a request frame using table[(api_key, api_version)] = (header program,
+    body program); None when the table has no entry (the caller fills it or rejects the key)."""
+    cdef int16_t key, version
+    read_key_version(buf, &key, &version)
+    entry = table.get((key, version))
+    if entry is None:
+        return None
     cdef Reader r = Reader(buf)
-    key = r.read_int16()
-    return key, r.read_int16()
+    header = decode_struct_c(lower((<tuple>entry)[0]), r)
+    return header, decode_struct_c(lower((<tuple>entry)[1]), r)
+
+
+def encode_response_frame(header_prog, int32_t correlation_id, body_prog, body, bint parts=False):
+    """encode_frame with a response header of defaults and `correlation_id`, built here."""
+    cdef CProgram hp = lower(header_prog)
+    header = hp.info.new_default()
+    set_slot(header, hp.info.offsets["correlation_id"], correlation_id)
+    return encode_frame(header_prog, header, body_prog, body, parts)
 
 
 def encode(prog, obj):

@@ -52,12 +52,11 @@ class ProtocolCodec:
 
     def decode_request(self, frame):
         """(RequestHeader, body) from a request frame without its size prefix."""
-        core = self.core
-        key_version = core.peek_key_version(frame)
-        entry = self._requests.get(key_version)
-        if entry is None:
-            entry = self._request_entry(*key_version, frame=frame)
-        header, body = core.decode_pair(entry[0], entry[1], frame)
+        result = self.core.decode_request_frame(self._requests, frame)
+        if result is None:       # first of its (key, version): fill the table, or raise
+            self._request_entry(*self.core.peek_key_version(frame), frame=frame)
+            result = self.core.decode_request_frame(self._requests, frame)
+        header, body = result
         if header.client_id is None:
             header.client_id = ""
         return header, body
@@ -92,17 +91,16 @@ class ProtocolCodec:
 
     def encode_response(self, api_key, api_version, correlation_id, body):
         """A response frame as bytes, size prefix included."""
-        hprog, bprog, hcls = self._responses.get((api_key, api_version)) or \
+        hprog, bprog, _ = self._responses.get((api_key, api_version)) or \
             self._response_entry(api_key, api_version)
-        return self.core.encode_frame(hprog, hcls(correlation_id=correlation_id), bprog, body)
+        return self.core.encode_response_frame(hprog, correlation_id, bprog, body)
 
     def encode_response_parts(self, api_key, api_version, correlation_id, body):
         """Like encode_response, but a list of bytes and `FileRegion` parts: records given as
         FileRegion are not copied (the zero-copy fetch seam). The size prefix counts them all."""
-        hprog, bprog, hcls = self._responses.get((api_key, api_version)) or \
+        hprog, bprog, _ = self._responses.get((api_key, api_version)) or \
             self._response_entry(api_key, api_version)
-        return self.core.encode_frame(hprog, hcls(correlation_id=correlation_id), bprog, body,
-                                      True)
+        return self.core.encode_response_frame(hprog, correlation_id, bprog, body, True)
 
     def decode_response(self, api_key, api_version, frame):
         """(ResponseHeader, body) from a response frame without its size prefix."""

@@ -34,8 +34,8 @@ from pybroker.codec.messages import (ARRAY, BOOL, BYTES, COMPACT_ARRAY, COMPACT_
                                      INT32, INT64, RECORDS, STRING, STRUCT, UINT16, UINT32, UUID,
                                      FileRegion)
 
-__all__ = ["decode", "decode_pair", "decode_struct", "encode", "encode_frame", "encode_struct",
-           "peek_key_version"]
+__all__ = ["decode", "decode_pair", "decode_request_frame", "decode_struct", "encode",
+           "encode_frame", "encode_response_frame", "encode_struct", "peek_key_version"]
 
 _ENCODE_ERRORS = (struct.error, OverflowError, TypeError, ValueError, AttributeError,
                   BufferError)
@@ -217,6 +217,23 @@ def peek_key_version(buf):
     """(api key, api version) of a request frame (the bytes after the size prefix)."""
     r = Reader(buf)
     return r.read_int16(), r.read_int16()
+
+
+def decode_request_frame(table, buf):
+    """(header, body) of a request frame using table[(api_key, api_version)] = (header program,
+    body program); None when the table has no entry (the caller fills it or rejects the key)."""
+    entry = table.get(peek_key_version(buf))
+    if entry is None:
+        return None
+    return decode_pair(entry[0], entry[1], buf)
+
+
+def encode_response_frame(header_prog, correlation_id, body_prog, body, parts=False):
+    """encode_frame with a response header of defaults and `correlation_id`."""
+    if not -2**31 <= correlation_id < 2**31:
+        raise OverflowError(f"correlation id {correlation_id} out of int32 range")
+    header = header_prog.cls(correlation_id=correlation_id)
+    return encode_frame(header_prog, header, body_prog, body, parts)
 
 
 # --- encoding ----------------------------------------------------------------------------------
