@@ -195,6 +195,12 @@ cdef class _Source:
             self.buf_len = self.mv.shape[0]
             self.has_buf = True
 
+    cdef int check_window(self, int64_t start, int64_t end) except -1:
+        if start < 0 or end < start or (self.has_buf and end > self.buf_len):
+            raise ValueError(f"scan window {start}..{end} is not inside the segment"
+                             + (f" of {self.buf_len} bytes" if self.has_buf else ""))
+        return 0
+
     @cython.boundscheck(False)  # pos + n <= buf_len is checked before the copy
     @cython.wraparound(False)
     cdef Py_ssize_t read(self, int64_t pos, uint8_t* out, Py_ssize_t n) except -1:
@@ -253,6 +259,7 @@ def find_batch_by_offset(object source, int64_t start, int64_t end, int64_t targ
     cdef _Source src = _Source(source)
     cdef Header h
     cdef int64_t pos = start
+    src.check_window(start, end)
     while pos < end:
         read_header(src, pos, end, &h, True)
         if h.last_offset >= target_offset:
@@ -267,6 +274,7 @@ def find_batch_by_timestamp(object source, int64_t start, int64_t end, int64_t t
     cdef _Source src = _Source(source)
     cdef Header h
     cdef int64_t pos = start
+    src.check_window(start, end)
     while pos < end:
         read_header(src, pos, end, &h, True)
         if h.max_timestamp >= target_timestamp:
@@ -283,6 +291,7 @@ def walk_batches(object source, int64_t start, int64_t end):
     cdef Header h
     cdef int64_t pos = start, last = -1
     cdef Py_ssize_t count = 0
+    src.check_window(start, end)
     while pos < end and read_header(src, pos, end, &h, False):
         pos += h.size
         last = h.last_offset
@@ -296,6 +305,7 @@ def max_timestamp_scan(object source, int64_t start, int64_t end):
     cdef _Source src = _Source(source)
     cdef Header h
     cdef int64_t pos = start, best = -1, best_off = -1
+    src.check_window(start, end)
     while pos < end and read_header(src, pos, end, &h, False):
         if h.max_timestamp > best:
             best = h.max_timestamp

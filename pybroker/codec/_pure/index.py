@@ -114,12 +114,15 @@ def time_index_check(buf, entries, max_relative_offset):
 class _Source:
     __slots__ = ("fd", "mv")
 
-    def __init__(self, src):
+    def __init__(self, src, start, end):
         if isinstance(src, int):
             self.fd, self.mv = src, None
         else:
             mv = memoryview(src)
             self.fd, self.mv = -1, mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B")
+        if start < 0 or end < start or (self.mv is not None and end > len(self.mv)):
+            raise ValueError(f"scan window {start}..{end} is not inside the segment"
+                             + (f" of {len(self.mv)} bytes" if self.mv is not None else ""))
 
     def read(self, pos, n):
         if self.mv is not None:
@@ -152,7 +155,7 @@ def find_batch_by_offset(source, start, end, target_offset):
     """First batch in [start, end) whose last offset is >= target_offset:
     (position, base_offset, last_offset, size), or None when every batch ends before it.
     Raises CorruptRecordError on a malformed header or a batch that overruns `end`."""
-    src = _Source(source)
+    src = _Source(source, start, end)
     pos = start
     while pos < end:
         base, last, _, size = _read_header(src, pos, end, True)
@@ -165,7 +168,7 @@ def find_batch_by_offset(source, start, end, target_offset):
 def find_batch_by_timestamp(source, start, end, target_timestamp):
     """First batch in [start, end) whose max timestamp is >= target_timestamp:
     (position, base_offset, last_offset, size, max_timestamp), or None."""
-    src = _Source(source)
+    src = _Source(source, start, end)
     pos = start
     while pos < end:
         base, last, max_ts, size = _read_header(src, pos, end, True)
@@ -179,7 +182,7 @@ def walk_batches(source, start, end):
     """Follow the batch-header chain from start while each header is well formed and its batch ends
     by `end`: (stop_position, batches, last_offset). stop_position == end means the chain is whole;
     last_offset is -1 when no batch was found. CRCs are not checked."""
-    src = _Source(source)
+    src = _Source(source, start, end)
     pos, count, last = start, 0, -1
     while pos < end:
         h = _read_header(src, pos, end, False)
@@ -194,7 +197,7 @@ def walk_batches(source, start, end):
 def max_timestamp_scan(source, start, end):
     """(max_timestamp, offset_of_max_timestamp_batch_last_offset) over whole batches in [start, end);
     (-1, -1) when there is none. Used to rebuild a segment's max timestamp."""
-    src = _Source(source)
+    src = _Source(source, start, end)
     pos, best, best_off = start, -1, -1
     while pos < end:
         h = _read_header(src, pos, end, False)
