@@ -46,6 +46,7 @@ def extensions():
         ext("records", ["core/pybroker_core/crc32c_impl.c"]),  # links crc32c_update
         ext("index"),
         ext("protocol"),
+        ext("uring", ["core/pybroker_core/uring_impl.c"]),
     ]
     mods = [m for m in mods if os.path.exists(m.sources[0])]
     return cythonize(mods, compiler_directives=directives, include_path=["core"],
