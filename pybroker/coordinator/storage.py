@@ -81,3 +81,58 @@ class AppendError(Exception):
     def __init__(self, code: int):
         super().__init__(f"append failed with error {code}")
         self.error_code = code
+
+
+class PartitionOffsetsLog:
+    """An OffsetsLog over the broker's partitions of __consumer_offsets (a ReplicaManager, or
+    anything with `partition(topic, index)` giving objects with `append_records(records, batch)`,
+    `read(offset, max_bytes)`, `log_start_offset` and `high_watermark`). A partition this broker
+    does not host fails with NOT_LEADER_OR_FOLLOWER, which the coordinator answers as
+    NOT_COORDINATOR."""
+
+    def __init__(self, replicas, topic="__consumer_offsets", read_bytes=4 * 1024 * 1024):
+        self.replicas = replicas
+        self.topic = topic
+        self.read_bytes = read_bytes
+
+    def _partition(self, index):
+        part = self.replicas.partition(self.topic, index)
+        if part is None:
+            raise AppendError(6)  # NOT_LEADER_OR_FOLLOWER
+        return part
+
+    async def append(self, partition: int, batch: bytes) -> int:
+        part = self._partition(partition)
+        data = bytearray(batch)
+        result = part.append_records(data, batches.RecordBatch(data))
+        if hasattr(result, "__await__"):
+            result = await result
+        return result.base_offset
+
+    async def read(self, partition: int):
+        part = self._partition(partition)
+        offset = part.log_start_offset
+        while offset < part.high_watermark:
+            data = _readable(part.read(offset, self.read_bytes, min_one=True).records)
+            last = None
+            for last in batches.iter_batches(data):
+                pass
+            if last is None:
+                return
+            yield data
+            offset = last.next_offset
+
+
+def _readable(records):
+    """Bytes of what a partition read returns: bytes or a memoryview as is; a file region (the
+    zero-copy fetch form, possibly wrapping the segment's own region) read from its file."""
+    if isinstance(records, (bytes, bytearray, memoryview)):
+        return records
+    if hasattr(records, "tobytes"):
+        return records.tobytes()
+    source = getattr(records, "source", None)
+    if hasattr(source, "tobytes"):
+        return source.tobytes()
+    if hasattr(source, "read"):
+        return source.read(records.position, records.size)
+    raise TypeError(f"cannot read records from {type(records).__name__}")

@@ -284,3 +284,76 @@ def test_records_are_byte_identical_to_what_kafka_writes_and_reads():
                      "memberEpoch=7", "previousMemberEpoch=6", "state=1", "assignmentEpoch=9",
                      "sessionTimeoutMs=45000", "name='range'"):
         assert fragment in text, fragment
+
+
+# --- over the broker's own partition log ---------------------------------------------------------
+
+async def _replicas(tmp_path, memory):
+    from pybroker.config import BrokerConfig
+    from pybroker.metadata.store import MetadataStore
+    from pybroker.replica.manager import ReplicaManager
+    from pybroker.replica.purgatory import Purgatory
+    values = {"storage.type": "memory"} if memory else {"log.dirs": str(tmp_path / "data")}
+    config = BrokerConfig(values)
+    metadata = MetadataStore(None if memory else str(tmp_path / "meta"))
+    replicas = ReplicaManager(config, metadata, Purgatory(), memory=memory)
+    await replicas.start()
+    if "__consumer_offsets" not in metadata.topics:
+        replicas.create_topic("__consumer_offsets", 4, {"cleanup.policy": "compact"})
+    return replicas, metadata
+
+
+@pytest.mark.parametrize("memory", [True, False])
+def test_offsets_and_groups_survive_a_restart_on_the_partition_log(tmp_path, memory):
+    from pybroker.coordinator import GroupCoordinator, MetadataTopics
+    from pybroker.coordinator.storage import PartitionOffsetsLog
+
+    @run
+    async def scenario():
+        h = Harness()
+        replicas, metadata = await _replicas(tmp_path, memory)
+        metadata.create_topic("t", 6, {})
+        h.topics = MetadataTopics(metadata)
+        h.log = PartitionOffsetsLog(replicas)
+        h.co = GroupCoordinator(h.config, h.log, h.topics, h.clock)
+        await h.start()
+        ids, leader, generation = await h.stable_group(n=2)
+        assert await h.commit("g", {("t", 4): (400, "m")}, generation=generation,
+                              member_id=ids[0]) == {("t", 4): 0}
+        await h.cgh(group="kip848", member_id="m1")
+        if memory:       # the same log, a new coordinator: a partition moving back here
+            await h.restart()
+        else:            # a broker restart: new replica manager over the same directory
+            await h.co.stop()
+            await replicas.stop()
+            metadata.close()
+            replicas, metadata = await _replicas(tmp_path, memory)
+            h.topics = MetadataTopics(metadata)
+            h.log = PartitionOffsetsLog(replicas)
+            h.co = GroupCoordinator(h.config, h.log, h.topics, h.clock)
+            await h.start()
+        _, fetched = await h.fetch("g", None)
+        assert fetched == {("t", 4): (400, "m", 0)}
+        assert h.group("g").generation_id == generation and set(h.group("g").members) == set(ids)
+        assert h.group("kip848").members["m1"].member_epoch == 1
+        await h.co.stop()
+        await replicas.stop()
+        metadata.close()
+    scenario()
+
+
+@run
+async def test_partition_log_that_is_not_hosted_answers_not_coordinator():
+    from pybroker.coordinator.storage import PartitionOffsetsLog
+
+    class NoPartitions:
+        def partition(self, topic, index):
+            return None
+
+    h = Harness()
+    h.log = PartitionOffsetsLog(NoPartitions())
+    h.co = h.new_coordinator()
+    h.co.start()
+    with pytest.raises(Exception) as info:
+        await h.co.on_elected(0)
+    assert getattr(info.value, "error_code", None) == 6
