@@ -94,6 +94,7 @@ class ProduceRequestDecode:
 
     def setup(self, name, version):
         self.fn = make_decoder(name, version)
+        self.fn()      # warm: programs are compiled and lowered on first use
 
     def time_decode(self, name, version):
         self.fn()
@@ -105,6 +106,7 @@ class FetchResponseEncode:
 
     def setup(self, name, version):
         self.fn = make_encoder(name, version)
+        self.fn()
 
     def time_encode(self, name, version):
         self.fn()

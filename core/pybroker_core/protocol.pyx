@@ -665,13 +665,10 @@ cdef int write_tagged(CProgram p, object obj, bint exact, Writer w) except -1:
     cdef Py_ssize_t i, j, count = 0
     cdef COp* op
     cdef PyObject* u
-    values = [None] * p.n_tagged if p.n_tagged else None
-    for j in range(p.n_tagged):
+    for j in range(p.n_tagged):           # pass 1: which differ from their default
         op = &p.tagged[j]
-        value = get_optional(obj, op, exact)
-        if not is_default(op, value):
+        if not is_default(op, get_optional(obj, op, exact)):
             present |= (<uint64_t>1) << j
-            values[j] = value
             count += 1
     unknown = None
     if p.info.unknown_offset >= 0:
@@ -680,16 +677,18 @@ cdef int write_tagged(CProgram p, object obj, bint exact, Writer w) except -1:
             unknown = <object>u if u != NULL else None
         else:
             unknown = getattr(obj, "unknown_tagged", None)
-    if not unknown:
+    if not unknown:                        # pass 2: write them (no allocation when none)
         w.write_uvarint(<uint32_t>count)
         for j in range(p.n_tagged):
             if (present >> j) & 1:
-                write_tagged_value(w, &p.tagged[j], p.tagged[j].tag, values[j])
+                op = &p.tagged[j]
+                write_tagged_value(w, op, op.tag, get_optional(obj, op, exact))
         return 0
     items = []
     for j in range(p.n_tagged):
         if (present >> j) & 1:
-            items.append((p.tagged[j].tag, j, values[j]))
+            op = &p.tagged[j]
+            items.append((op.tag, j, get_optional(obj, op, exact)))
     for entry in unknown:
         tag, data = entry
         if not isinstance(tag, int) or tag < 0 or tag > 0xFFFFFFFF:
@@ -707,7 +706,7 @@ cdef int write_tagged(CProgram p, object obj, bint exact, Writer w) except -1:
             w.write_uvarint(tag)
             write_unknown(w, value)
         else:
-            write_tagged_value(w, &p.tagged[<Py_ssize_t>j], tag, value)
+            write_tagged_value(w, &p.tagged[j], tag, value)
     return 0
 
 
