@@ -19,7 +19,8 @@ Layouts (big-endian; ../shared/protocol.md section 2):
     UUID            := 16 bytes;  BOOL := 1 byte, non-zero = true
 
 Every length and count is checked against the bytes left (Reader.need / check_count) before
-anything is allocated; records decode to memoryview slices of the input (no copy).
+anything is allocated; records decode to memoryview slices of the input (no copy). Like Kafka's
+generated code, a string (compact or not) may hold at most 32767 bytes, read or written.
 """
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -61,6 +62,7 @@ cdef tuple ENCODE_ERRORS = (OverflowError, TypeError, ValueError, AttributeError
 cdef object MemberDescriptorType = types.MemberDescriptorType
 cdef object UUIDType = _uuid.UUID
 cdef Py_ssize_t MAX_FRAME = 0x7FFFFFFF
+cdef uint32_t MAX_STRING = 0x7FFF   # Kafka caps every string, compact or not, at 32767 bytes
 
 
 def _check_kinds():
@@ -314,7 +316,11 @@ cdef object read_value(Reader r, int kind, bint nullable, COp* op):
         return null_value(r, nullable, op, at) if n < 0 else r.read_str(n)
     elif kind == K_COMPACT_STRING:
         u = r.read_uvarint()
-        return null_value(r, nullable, op, at) if u == 0 else r.read_str(<Py_ssize_t>u - 1)
+        if u == 0:
+            return null_value(r, nullable, op, at)
+        if u - 1 > MAX_STRING:
+            raise DecodeError(f"string length {u - 1} over {MAX_STRING}", at)
+        return r.read_str(<Py_ssize_t>u - 1)
     elif kind == K_BYTES:
         n = r.read_int32()
         return null_value(r, nullable, op, at) if n < 0 else r.read_bytes(n)
@@ -566,13 +572,11 @@ cdef int write_string(Writer w, object value, bint compact) except -1:
     if not isinstance(value, str):
         raise TypeError(f"expected str, got {type(value).__name__}")
     data = PyUnicode_AsUTF8AndSize(value, &n)
+    if n > MAX_STRING:
+        raise ValueError(f"string of {n} bytes is longer than {MAX_STRING}")
     if compact:
-        if n > 0xFFFFFFFE:
-            raise ValueError(f"string of {n} bytes is too long")
         w.write_uvarint(<uint32_t>(n + 1))
     else:
-        if n > 0x7FFF:
-            raise ValueError(f"string of {n} bytes is too long for an int16 length")
         w.write_int16(<int16_t>n)
     return write_raw(w, data, n)
 

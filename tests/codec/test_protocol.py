@@ -269,7 +269,7 @@ def test_ignorable_field_the_version_lacks_is_dropped():
     lambda r: setattr(r, "topic_data", [None]),             # null element
     lambda r: setattr(r.topic_data[0], "name", 5),          # not a str
     lambda r: setattr(r.topic_data[0], "name", "\ud800"),   # not encodable as UTF-8
-    lambda r: setattr(r.topic_data[0], "name", "n" * 40000),  # too long for an int16 length
+    lambda r: setattr(r.topic_data[0], "name", "n" * 40000),  # over Kafka's 32767-byte cap
     lambda r: setattr(r.topic_data[0].partition_data[0], "records", "text"),
     lambda r: delattr(r, "acks"),
 ])
@@ -278,6 +278,17 @@ def test_values_that_cannot_be_written(mutate):
     mutate(req)
     with pytest.raises(EncodeError):
         encode_request(0, 8, 1, "c", req)
+
+
+@pytest.mark.parametrize("version", [8, 9])
+def test_strings_are_capped_at_32767_bytes_compact_or_not(version):
+    req = produce_request(b"x")
+    req.topic_data[0].name = "é" * 16383 + "a"             # 32767 bytes: the largest allowed
+    _, got = decode_request(encode_request(0, version, 1, "c", req)[4:])
+    assert got.topic_data[0].name == req.topic_data[0].name
+    req.topic_data[0].name += "a"
+    with pytest.raises(EncodeError):
+        encode_request(0, version, 1, "c", req)
 
 
 def test_uuid_accepts_uuid_objects_and_checks_length():

@@ -77,6 +77,7 @@ BAD = [
     ("OneString", 1, b"\xff\xff\xff\xff\xff\x01", "uvarint longer than 5 bytes"),
     ("OneString", 1, b"\xff\xff\xff\xff\x7f", "uvarint over 32 bits"),
     ("OneString", 1, b"\x80\x80", "truncated uvarint"),
+    ("OneString", 1, b"\x81\x80\x02" + b"a" * 32768, "compact string over 32767 bytes"),
     ("OneBytes", 0, b"\x7f\xff\xff\xffabc", "bytes length past the end"),
     ("OneBytes", 0, b"\xff\xff\xff\xff", "null bytes"),
     ("OneBytes", 1, b"\xff\xff\xff\xff\x0fab", "huge compact bytes length"),

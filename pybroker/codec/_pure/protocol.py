@@ -13,6 +13,8 @@ does exactly the same with C structs. Layouts (big-endian; see ../shared/protoco
     nullable STRUCT := int8 -1 (null) | int8 1, struct
     UUID            := 16 bytes;  BOOL := 1 byte, non-zero = true
 
+Like Kafka's generated code, a string (compact or not) holds at most 32767 bytes.
+
 Decoding: every length and count is checked against the bytes left before anything is allocated
 (`Reader.check_count`); a tagged value is decoded inside its own window and the reader then moves
 to the window's end; unknown tags are kept as (tag, bytes) in `unknown_tagged`; fields absent
@@ -40,6 +42,7 @@ __all__ = ["decode", "decode_pair", "decode_request_frame", "decode_struct", "en
 _ENCODE_ERRORS = (struct.error, OverflowError, TypeError, ValueError, AttributeError,
                   BufferError)
 _MAX_FRAME = 0x7FFFFFFF
+MAX_STRING = 0x7FFF   # Kafka caps every string, compact or not, at 32767 bytes (read and write)
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -78,7 +81,11 @@ def _read_string(r, op):
 def _read_compact_string(r, op):
     at = r.pos
     n = r.read_uvarint()
-    return _null(r, op, at) if n == 0 else r.read_str(n - 1)
+    if n == 0:
+        return _null(r, op, at)
+    if n - 1 > MAX_STRING:
+        raise DecodeError(f"string length {n - 1} over {MAX_STRING}", at)
+    return r.read_str(n - 1)
 
 
 def _read_bytes(r, op):
@@ -278,13 +285,14 @@ def _write_value(w, kind, op, value, regions):
 def _utf8(value):
     if not isinstance(value, str):
         raise TypeError(f"expected str, got {type(value).__name__}")
-    return value.encode("utf-8")
+    data = value.encode("utf-8")
+    if len(data) > MAX_STRING:
+        raise ValueError(f"string of {len(data)} bytes is longer than {MAX_STRING}")
+    return data
 
 
 def _write_string(w, op, value, regions):
     data = _utf8(value)
-    if len(data) > 0x7FFF:
-        raise ValueError(f"string of {len(data)} bytes is too long for an int16 length")
     w.write_int16(len(data))
     w.write(data)
 
