@@ -17,8 +17,20 @@ from pybroker.codec.protocol import (FileRegion, decode, decode_request,  # noqa
                                      decode_response, encode, encode_request, encode_response,
                                      encode_response_parts)
 
-from pybroker.codec.records import (RecordBatch, assign_offsets, build_batch,  # noqa: E402
-                                    build_control_batch, iter_batches)
+# Record-batch names load on first use (PEP 562): importing pybroker_core.records directly runs
+# this package (pybroker_core.buffer imports pybroker.codec.errors) before records has finished
+# initialising, so an eager import here would find it half-built.
+_RECORDS_NAMES = ("RecordBatch", "assign_offsets", "build_batch", "build_control_batch",
+                  "iter_batches")
+
+
+def __getattr__(name):
+    if name in _RECORDS_NAMES:
+        from pybroker.codec import records
+        value = globals()[name] = getattr(records, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 IMPLEMENTATION = _impl.IMPLEMENTATION
 

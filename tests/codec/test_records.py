@@ -599,3 +599,14 @@ def test_assign_offsets_in_a_writable_mmap():
         assert (second.base_offset, second.partition_leader_epoch, second.max_timestamp) == (77, 2, 99)
         assert [r.timestamp for r in second.records()] == [99]
         del first, second                              # release the exported views before close
+
+
+@pytest.mark.parametrize("first", ["pybroker_core.records", "pybroker.codec._pure.records",
+                                   "pybroker.codec.compression", "pybroker.codec.records"])
+def test_any_records_module_can_be_imported_first(first):
+    import subprocess
+    import sys
+    code = f"import {first}\nimport pybroker.codec as c\nprint(c.RecordBatch.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == R._mod.__name__
