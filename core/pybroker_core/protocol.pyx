@@ -487,6 +487,9 @@ cdef int encode_struct_c(CProgram p, object obj, Writer w, list regions) except 
         op = NULL
         if p.flexible:
             write_tagged(p, obj, exact, w)
+        elif p.info.unknown_offset >= 0 and unknown_tags(p, obj, exact):
+            raise EncodeError(f"{p.name}: tagged fields are set but version {p.version} "
+                              "has none")
     except EncodeError:
         raise
     except ENCODE_ERRORS as exc:
@@ -668,19 +671,12 @@ cdef int write_tagged(CProgram p, object obj, bint exact, Writer w) except -1:
     cdef uint64_t present = 0
     cdef Py_ssize_t i, j, count = 0
     cdef COp* op
-    cdef PyObject* u
     for j in range(p.n_tagged):           # pass 1: which differ from their default
         op = &p.tagged[j]
         if not is_default(op, get_optional(obj, op, exact)):
             present |= (<uint64_t>1) << j
             count += 1
-    unknown = None
-    if p.info.unknown_offset >= 0:
-        if exact:
-            u = slot_ptr(obj, p.info.unknown_offset)[0]
-            unknown = <object>u if u != NULL else None
-        else:
-            unknown = getattr(obj, "unknown_tagged", None)
+    unknown = unknown_tags(p, obj, exact) if p.info.unknown_offset >= 0 else None
     if not unknown:                        # pass 2: write them (no allocation when none)
         w.write_uvarint(<uint32_t>count)
         for j in range(p.n_tagged):
@@ -712,6 +708,14 @@ cdef int write_tagged(CProgram p, object obj, bint exact, Writer w) except -1:
         else:
             write_tagged_value(w, &p.tagged[j], tag, value)
     return 0
+
+
+cdef object unknown_tags(CProgram p, object obj, bint exact):
+    cdef PyObject* u
+    if exact:
+        u = slot_ptr(obj, p.info.unknown_offset)[0]
+        return <object>u if u != NULL else None
+    return getattr(obj, "unknown_tagged", None)
 
 
 def _first(item):

@@ -227,6 +227,13 @@ def test_unknown_tags_are_kept_and_rewritten_in_tag_order():
         body_bytes(ApiVersionsResponse, 3, got)
 
 
+def test_unknown_tags_cannot_be_written_in_a_version_without_tagged_fields():
+    body = ApiVersionsResponse(unknown_tagged=[(9, b"")])
+    body_bytes(ApiVersionsResponse, 3, body)
+    with pytest.raises(EncodeError, match="tagged"):
+        body_bytes(ApiVersionsResponse, 2, body)
+
+
 def test_a_tagged_value_cannot_read_past_its_own_size():
     base = body_bytes(ApiVersionsResponse, 3, ApiVersionsResponse())[:-1]
     section = b"\x01" + b"\x01\x02" + struct.pack(">q", 7)   # says 2 bytes, int64 needs 8

@@ -23,7 +23,8 @@ trailing bytes after a request body; the caller decides).
 
 Encoding: a non-default value in a field the version lacks raises EncodeError unless the field is
 ignorable; tagged fields are written only when they differ from their default, merged with
-`unknown_tagged` in tag order. A `FileRegion` in a records field becomes a separate part
+`unknown_tagged` in tag order (non-empty `unknown_tagged` in a version without tagged fields is
+an EncodeError, as in Kafka). A `FileRegion` in a records field becomes a separate part
 (`encode_frame(..., parts=True)`), for sendfile.
 """
 import struct
@@ -259,6 +260,9 @@ def encode_struct(prog, obj, w, regions=None):
         op = None
         if prog.flexible:
             _write_tagged(prog, obj, w)
+        elif prog.has_unknown and getattr(obj, "unknown_tagged", None):
+            raise EncodeError(f"{prog.name}: tagged fields are set but version {prog.version} "
+                              "has none")
     except EncodeError:
         raise
     except _ENCODE_ERRORS as exc:
