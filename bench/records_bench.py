@@ -17,7 +17,10 @@ import sys
 import time
 import timeit
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+# Measure this checkout (its pybroker and its built core), not whatever tree is pip-installed.
+sys.path[:0] = [BENCH, ROOT, os.path.join(ROOT, "core")]
 from benchmarks.bench_records import (CODECS, make_builder, make_parser, make_records,  # noqa: E402
                                       make_validator, one_mib_batch)
 
@@ -85,7 +88,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--no-pure", action="store_true", help="skip the (slow) pure twin")
     args = parser.parse_args()
-    from pybroker_core import crc32c
+    import pybroker
+    import pybroker.codec  # noqa: F401  (package first, then its compiled modules)
+    from pybroker_core import crc32c, records
+    print(f"pybroker from {os.path.dirname(pybroker.__file__)}, core from {os.path.dirname(records.__file__)}")
     print(f"pybroker_core.crc32c path: {crc32c.implementation()}")
     bench_validate(args.repeat)
     names = ["compiled", "aiokafka"] if args.no_pure else ["compiled", "pure", "aiokafka"]

@@ -89,7 +89,7 @@ def _lz4_compress(data):
 
 
 def _zstd_compress(data):
-    return bytes(cramjam.zstd.compress(data, level=ZSTD_LEVEL))
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
 
 
 _COMPRESSORS = {COMPRESSION_GZIP: _gzip_compress, COMPRESSION_SNAPPY: _snappy_compress,
