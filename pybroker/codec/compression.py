@@ -52,6 +52,7 @@ XERIAL_MAGIC = b"\x82SNAPPY\x00"
 XERIAL_HEADER = XERIAL_MAGIC + struct.pack(">ii", 1, 1)
 XERIAL_BLOCK_SIZE = 32 * 1024
 _ZSTD_MAX_RATIO = 32768     # a 4-byte RLE block can expand to 128 KiB: at most 32 KiB per input byte
+_zstd_local = threading.local()   # per-thread zstd contexts (not thread-safe to share)
 
 __all__ = ["compress", "decompress", "codec_name", "CODEC_NAMES", "MAX_DECOMPRESSED_SIZE",
            "COMPRESSION_NONE", "COMPRESSION_GZIP", "COMPRESSION_SNAPPY", "COMPRESSION_LZ4",
@@ -89,7 +90,12 @@ def _lz4_compress(data):
 
 
 def _zstd_compress(data):
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    # One compressor per thread: its multi-MiB workspace stays mapped between batches instead of
+    # being faulted in again on every call (a ZstdCompressor must not be shared across threads).
+    cctx = getattr(_zstd_local, "cctx", None)
+    if cctx is None:
+        cctx = _zstd_local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return cctx.compress(data)
 
 
 _COMPRESSORS = {COMPRESSION_GZIP: _gzip_compress, COMPRESSION_SNAPPY: _snappy_compress,
@@ -205,9 +211,6 @@ def _lz4_decompress(data, out):
     if not d.eof:
         raise out.error("truncated frame")
     return out.result()
-
-
-_zstd_local = threading.local()
 
 
 def _zstd_frame(mv, out):
