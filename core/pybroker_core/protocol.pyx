@@ -15,7 +15,8 @@ Layouts (big-endian; ../shared/protocol.md section 2):
     COMPACT_STRING  := uvarint n+1 (0 = null), n bytes UTF-8
     BYTES/RECORDS   := int32 n (-1 = null), n bytes         COMPACT_*: uvarint n+1 (0 = null)
     ARRAY           := int32 n (-1 = null), n elements      COMPACT_ARRAY: uvarint n+1 (0 = null)
-    nullable STRUCT := int8 -1 (null) | int8 1, struct
+    nullable STRUCT := int8 marker (< 0 null, else present), struct
+                       tagged: uvarint marker (0 null, else present), struct
     UUID            := 16 bytes;  BOOL := 1 byte, non-zero = true
 
 Every length and count is checked against the bytes left (Reader.need / check_count) before
@@ -292,7 +293,6 @@ cdef object read_value(Reader r, int kind, bint nullable, COp* op):
     cdef Py_ssize_t at = r.pos
     cdef int32_t n
     cdef uint32_t u
-    cdef int8_t marker
     if kind == K_INT32:
         return r.read_int32()
     elif kind == K_INT64:
@@ -342,11 +342,11 @@ cdef object read_value(Reader r, int kind, bint nullable, COp* op):
             read_elements(r, op, <Py_ssize_t>u - 1)
     elif kind == K_STRUCT:
         if nullable:
-            marker = r.read_int8()
-            if marker < 0:
+            if op.tag >= 0:
+                if r.read_uvarint() == 0:
+                    return None
+            elif r.read_int8() < 0:
                 return None
-            if marker != 1:
-                raise DecodeError(f"bad nullable-struct marker {marker} in {<object>op.field}", at)
         return decode_struct_c(<CProgram>op.sub, r)
     raise AssertionError(f"unknown kind {kind}")
 
@@ -554,8 +554,11 @@ cdef int write_value(Writer w, int kind, bint nullable, COp* op, object value,
     elif kind == K_STRUCT:
         if nullable:
             if value is None:
-                return w.write_int8(-1)
-            w.write_int8(1)
+                return w.write_uvarint(0) if op.tag >= 0 else w.write_int8(-1)
+            if op.tag >= 0:
+                w.write_uvarint(1)
+            else:
+                w.write_int8(1)
         elif value is None:
             raise EncodeError(f"null in non-nullable field {<object>op.field}")
         return encode_struct_c(<CProgram>op.sub, value, w, regions)

@@ -57,7 +57,8 @@ RECORDS = 14         # as BYTES, decoded zero-copy
 COMPACT_RECORDS = 15  # as COMPACT_BYTES, decoded zero-copy
 ARRAY = 16           # int32 count (-1 = null) + elements
 COMPACT_ARRAY = 17   # uvarint count+1 (0 = null) + elements
-STRUCT = 18          # the struct inline; when nullable an int8 prefix first: -1 null, 1 present
+STRUCT = 18          # the struct inline; when nullable a marker first: int8 -1 null / 1 present,
+                     # but uvarint 0 null / 1 present when the field is tagged (Kafka's generator)
 
 KIND_NAMES = {v: k for k, v in list(globals().items()) if k.isupper() and isinstance(v, int)
               and 1 <= v <= 18}

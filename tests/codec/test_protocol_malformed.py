@@ -54,6 +54,9 @@ data OneNullableStruct versions=0-1 flexible=1+
     X: int32
 data OneTagged versions=0 flexible=0+
   Value: int64 tag=0 tagged=0+ default=-1
+data OneTaggedStruct versions=0 flexible=0+
+  Value: Item tag=0 tagged=0+ nullable=0+
+    X: int32
 data OneUuid versions=0
   Value: uuid
 """, "<probes>")
@@ -91,13 +94,13 @@ BAD = [
     ("OneArray", 1, b"\x00\x00", "compact null in a non-nullable array"),
     ("OneStructArray", 0, b"\x40\x00\x00\x00" + b"\x00" * 12, "struct count past the end"),
     ("OneStructArray", 1, b"\x03\x00\x00\x00\x01\x00\x00\x00", "struct element truncated"),
-    ("OneNullableStruct", 0, b"\x02\x00\x00\x00\x01", "bad nullable-struct marker"),
     ("OneNullableStruct", 0, b"", "missing nullable-struct marker"),
     ("OneNullableStruct", 0, b"\x01\x00\x00", "nullable struct truncated"),
     ("OneTagged", 0, b"\xe8\x07\x00", "tagged count past the end"),
     ("OneTagged", 0, b"\x01\x00\x09" + b"\x00" * 8, "tagged size past the end"),
     ("OneTagged", 0, b"\x01\x00\x04" + b"\x00" * 8, "tagged value past its size"),
     ("OneTagged", 0, b"\x01\x07\x7f", "unknown tag size past the end"),
+    ("OneTaggedStruct", 0, b"\x01\x00\x01\x01", "tagged struct past its size"),
     ("OneUuid", 0, b"\x00" * 15, "short uuid"),
 ]
 
@@ -118,8 +121,24 @@ def test_good_probe_values_decode(core):
     assert decode_probe(core, "OneArray", 0, b"\x00\x00\x00\x01\x00\x00\x00\x07").value == [7]
     assert decode_probe(core, "OneNullableStruct", 0, b"\xff").value is None
     assert decode_probe(core, "OneNullableStruct", 0, b"\x01\x00\x00\x00\x05").value.x == 5
+    # like Kafka's generated reader: any non-negative marker means present
+    assert decode_probe(core, "OneNullableStruct", 0, b"\x02\x00\x00\x00\x05").value.x == 5
+    assert decode_probe(core, "OneNullableStruct", 0, b"\x80").value is None
     assert decode_probe(core, "OneTagged", 0, b"\x01\x00\x08" + b"\x00" * 7 + b"\x02").value == 2
     assert decode_probe(core, "OneTagged", 0, b"\x00").value == -1
+
+
+@pytest.mark.parametrize("core", CORES, ids=lambda c: c.__name__)
+def test_tagged_nullable_struct_uses_a_uvarint_marker(core):
+    # Kafka's generator: a tagged nullable struct is prefixed by uvarint 0 (null) / 1 (present),
+    # and a null is written (tag, size 1, 0) when the default is not null
+    prog = REGISTRY.program("data", "OneTaggedStruct", 0)
+    item = prog.tagged[0].sub.cls
+    cases = [(prog.cls(), b"\x00"), (prog.cls(value=None), b"\x01\x00\x01\x00"),
+             (prog.cls(value=item(x=5)), b"\x01\x00\x06\x01\x00\x00\x00\x05\x00")]
+    for obj, data in cases:
+        assert core.encode(prog, obj) == data
+        assert core.decode(prog, data) == obj
 
 
 @pytest.mark.parametrize("core", CORES, ids=lambda c: c.__name__)

@@ -10,7 +10,8 @@ does exactly the same with C structs. Layouts (big-endian; see ../shared/protoco
     COMPACT_STRING  := uvarint n+1 (0 = null), n bytes UTF-8
     BYTES/RECORDS   := int32 n (-1 = null), n bytes         COMPACT_*: uvarint n+1 (0 = null)
     ARRAY           := int32 n (-1 = null), n elements      COMPACT_ARRAY: uvarint n+1 (0 = null)
-    nullable STRUCT := int8 -1 (null) | int8 1, struct
+    nullable STRUCT := int8 marker (< 0 null, else present), struct
+                       tagged: uvarint marker (0 null, else present), struct
     UUID            := 16 bytes;  BOOL := 1 byte, non-zero = true
 
 Like Kafka's generated code, a string (compact or not) holds at most 32767 bytes.
@@ -136,12 +137,11 @@ def _read_elements(r, op, n):
 
 def _read_struct(r, op):
     if op.nullable:
-        at = r.pos
-        marker = r.read_int8()
-        if marker < 0:
+        if op.tag >= 0:
+            if r.read_uvarint() == 0:
+                return None
+        elif r.read_int8() < 0:
             return None
-        if marker != 1:
-            raise DecodeError(f"bad nullable-struct marker {marker} in {op.field}", at)
     return decode_struct(op.sub, r)
 
 
@@ -362,10 +362,11 @@ def _write_array(w, op, value, regions, compact=False):
 
 def _write_struct(w, op, value, regions):
     if op.nullable:
+        marker = w.write_uvarint if op.tag >= 0 else w.write_int8
         if value is None:
-            w.write_int8(-1)
+            marker(0 if op.tag >= 0 else -1)
             return
-        w.write_int8(1)
+        marker(1)
     elif value is None:
         raise EncodeError(f"null in non-nullable field {op.field}")
     encode_struct(op.sub, value, w, regions)
