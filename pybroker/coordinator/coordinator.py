@@ -58,7 +58,8 @@ class GroupCoordinator:
         self.num_partitions = config.offsets_topic_num_partitions
         self.shards = {}
         self.active = False
-        self._loads = {}
+        self.offsets_topic_creator = None   # callable creating __consumer_offsets on first use
+        self._creating = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self, num_partitions=None) -> None:
@@ -123,11 +124,18 @@ class GroupCoordinator:
         __consumer_offsets (its shard may still be loading: the group requests then answer
         COORDINATOR_LOAD_IN_PROGRESS); transactional ids get COORDINATOR_NOT_AVAILABLE (no
         transaction coordinator yet)."""
-        if key_type != GROUP_KEY:
+        if key_type != GROUP_KEY or not self.active:
             return COORDINATOR_NOT_AVAILABLE
-        if not self.active or self.partition_for(key) not in self.shards:
-            return COORDINATOR_NOT_AVAILABLE
-        return 0
+        if self.partition_for(key) in self.shards:
+            return 0
+        self._maybe_create_offsets_topic()
+        return COORDINATOR_NOT_AVAILABLE
+
+    def _maybe_create_offsets_topic(self) -> None:
+        if self.shards or self.offsets_topic_creator is None:
+            return
+        if self._creating is None or self._creating.done():
+            self._creating = self.offsets_topic_creator()
 
     # --- classic protocol ----------------------------------------------------------------------
     async def join_group(self, info: RequestInfo, req) -> JoinGroupResponse:
