@@ -77,7 +77,7 @@ def sample_messages(tag: str, n: int = 20, base_ts: int | None = None, headers=T
             value = b""
         else:
             value = (f"{tag} value {i} " * (1 + (i * 37) % 90)).encode()
-        hdrs = () if (i % 3 == 0 or not headers) else (("trace", f"t{i}".encode()), ("n", bytes([i])))
+        hdrs = () if (i % 3 == 0 or not headers) else (("trace", f"t{i}".encode()), ("n", bytes([i % 256])))
         out.append(Msg(key, value, hdrs, base_ts + 1000 * i))
     return out
 
