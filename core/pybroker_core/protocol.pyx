@@ -784,20 +784,26 @@ cdef int read_key_version(object buf, int16_t* key, int16_t* version) except -1:
         p = <const uint8_t*>PyBytes_AS_STRING(buf)
         n = PyBytes_GET_SIZE(buf)
         if n < 4:
-            raise DecodeError(f"need 4 bytes, {n} left", 0)
+            short_header(n)
         key[0] = <int16_t>((p[0] << 8) | p[1])
         version[0] = <int16_t>((p[2] << 8) | p[3])
         return 0
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         if view.len < 4:
-            raise DecodeError(f"need 4 bytes, {view.len} left", 0)
+            short_header(view.len)
         p = <const uint8_t*>view.buf
         key[0] = <int16_t>((p[0] << 8) | p[1])
         version[0] = <int16_t>((p[2] << 8) | p[3])
     finally:
         PyBuffer_Release(&view)
     return 0
+
+
+cdef int short_header(Py_ssize_t n) except -1:
+    """The error a Reader gives on the int16 that does not fit (same position as the twin)."""
+    cdef Py_ssize_t at = 0 if n < 2 else 2
+    raise DecodeError(f"need 2 bytes, {n - at} left", at)
 
 
 def decode_request_frame(dict table, buf):

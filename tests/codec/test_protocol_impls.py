@@ -120,6 +120,16 @@ def test_frames_are_identical(case):
             shape(COMPILED.decode_response(key, version, a[4:]))
 
 
+@pytest.mark.parametrize("frame", [b"", b"\x00", b"\x00\x19", b"\x00\x19\x00", b"\x00\x12\x00\x03\x00"])
+def test_short_request_frames_fail_at_the_same_position(frame):
+    errors = []
+    for codec in (PURE, COMPILED):
+        with pytest.raises(DecodeError) as info:
+            codec.decode_request(frame)
+        errors.append(info.value.position)
+    assert errors[0] == errors[1]
+
+
 def encode_error(core, prog, obj):
     try:
         core.encode(prog, obj)
