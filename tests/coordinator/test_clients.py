@@ -297,3 +297,33 @@ def test_kafka_consumer_groups_tool_describe_reset_delete(broker):
     kafka_tools.run_tool("kafka-consumer-groups", *server, "--delete", "--group", "tool-grp")
     listed = kafka_tools.run_tool("kafka-consumer-groups", *server, "--list").stdout
     assert "tool-grp" not in listed.split()
+
+
+@pytest.mark.java
+@pytest.mark.parametrize("protocol", ["consumer", "classic"])
+def test_java_consumer_commits_and_the_tool_describes_live_members(broker, protocol):
+    import kafka_tools
+    produce(broker.bootstrap_servers, "java-in")
+    out = kafka_tools.run_tool("kafka-console-consumer", "--bootstrap-server",
+                               broker.bootstrap_servers, "--topic", "java-in", "--group",
+                               f"java-{protocol}", "--from-beginning", "--max-messages", "60",
+                               "--consumer-property", f"group.protocol={protocol}",
+                               "--timeout-ms", "30000")
+    values = [line for line in out.stdout.splitlines() if line.startswith("v")]  # not warnings
+    assert sorted(values) == sorted(f"v{i}" for i in range(60))
+    live = consumer(broker.bootstrap_servers, protocol, group=f"java-{protocol}",
+                    **{"client.id": "live-one"})
+    live.subscribe(["java-in"])
+    wait_until(lambda: len(owned(live)) == 6, "the assignment", poll=[live])
+    server = ["--bootstrap-server", broker.bootstrap_servers, "--group", f"java-{protocol}"]
+    offsets = kafka_tools.run_tool("kafka-consumer-groups", *server, "--describe").stdout
+    rows = [line.split() for line in offsets.splitlines() if line.startswith(f"java-{protocol}")]
+    assert {(r[2], r[3], r[5]) for r in rows} == {(str(p), "10", "0") for p in range(6)}
+    members = kafka_tools.run_tool("kafka-consumer-groups", *server, "--describe",
+                                   "--members").stdout
+    member_rows = [line.split() for line in members.splitlines()
+                   if line.startswith(f"java-{protocol}")]
+    assert len(member_rows) == 1 and "live-one" in member_rows[0] and "6" in member_rows[0]
+    state = kafka_tools.run_tool("kafka-consumer-groups", *server, "--describe", "--state").stdout
+    assert "Stable" in state
+    live.close()
