@@ -55,6 +55,7 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _set_buffer_sizes(sock, self.server.config)
             if transport.get_extra_info("sslcontext") is None and \
                     self.server.config["socket.sendfile.enable"]:
                 self.sendfile_fd = sock.fileno()
@@ -178,6 +179,16 @@ class Connection(asyncio.Protocol):
     @property
     def idle_for(self) -> float:
         return time.monotonic() - self.last_active if not self.busy else 0.0
+
+
+def _set_buffer_sizes(sock, config):
+    """socket.send.buffer.bytes / socket.receive.buffer.bytes on each accepted socket, as Kafka
+    (-1: the OS default). They bound what a client that stops reading holds in the kernel."""
+    for key, opt in (("socket.send.buffer.bytes", socket.SO_SNDBUF),
+                     ("socket.receive.buffer.bytes", socket.SO_RCVBUF)):
+        size = config[key]
+        if size > 0:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
 
 
 class CloseConnection(Exception):

@@ -10,6 +10,7 @@ import random
 import resource
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -331,18 +332,25 @@ def test_hundreds_of_connections_dropped_at_every_stage(bootstrap, broker, topic
                what="the 60 complete Produce requests")
 
 
-def test_pipelined_requests_without_reading_get_ordered_responses(bootstrap):
-    """2000 requests sent before reading any response: the broker pauses reading when its queue
-    and the socket are full, then answers every one in order."""
-    n = 2000
+def test_pipelined_requests_without_reading_get_ordered_responses(bootstrap, broker):
+    """20000 requests sent before reading any response: the broker stops writing when the socket
+    is full and stops reading when its queue is, holds bounded memory, then answers every
+    request in order once the client reads."""
+    n = 20000
     reqs = b"".join(encode_request(18, 3, i, "pipe", m.ApiVersionsRequest(
         client_software_name="pipe", client_software_version="1")) for i in range(n))
+    before = rss_bytes()
     with RawClient(bootstrap, timeout=20) as c:
-        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        import threading
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sender = threading.Thread(target=c.send_raw, args=(reqs,))
         sender.start()
-        time.sleep(0.3)  # let the broker's queue and our receive buffer fill
+        local = c.sock.getsockname()
+        conn = wait_until(lambda: next((x for x in broker.broker.network.connections
+                                        if x.peer == local), None), timeout=5)
+        wait_until(lambda: conn.write_paused and conn.read_paused, timeout=5,
+                   what="the broker to pause writing and reading")
+        assert len(conn.pending) < n
+        assert rss_bytes() - before < 64 << 20
         ids = []
         for _ in range(n):
             header, resp = decode_response(18, 3, c.recv_frame())
