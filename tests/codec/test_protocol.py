@@ -1,12 +1,15 @@
 """The protocol codec's public API: worked bytes, header rules, tagged fields, zero-copy records,
 encode errors and the typed classes. Runs against the loaded implementation (PYBROKER_PURE=1 for
 the twin); test_protocol_impls.py compares the two directly."""
+import os
 import struct
+import subprocess
+import sys
 import uuid
 
 import pytest
 
-from conftest import PURE
+from conftest import PURE, REPO
 from pybroker.codec import (DecodeError, EncodeError, FileRegion, UnsupportedVersionError,
                             decode_request, decode_response, encode_request, encode_response,
                             encode_response_parts)
@@ -49,6 +52,24 @@ API_VERSIONS_UNSUPPORTED = hexb("00 00 00 10 | 00 00 00 01 | 00 23 | 00 00 00 01
 def test_implementation_is_the_expected_one():
     core = protocol._default.core.__name__
     assert core == ("pybroker.codec._pure.protocol" if PURE else "pybroker_core.protocol")
+
+
+@pytest.mark.skipif(PURE, reason="import order only matters for the compiled module")
+@pytest.mark.parametrize("first", ["pybroker_core.protocol", "pybroker.codec.messages",
+                                   "pybroker.codec.protocol", "pybroker.codec"])
+def test_any_import_order_works(first):
+    # pybroker_core.protocol imports pybroker.codec, whose __init__ loads the facade, which
+    # loads pybroker_core.protocol: whichever comes first, the facade ends up on the compiled core
+    code = (f"import {first}\n"
+            "import pybroker_core.protocol as core\n"
+            "from pybroker.codec import protocol, decode_request, encode_request\n"
+            "from pybroker.codec.messages import ApiVersionsRequest\n"
+            "assert protocol._default.core is core, protocol._default.core\n"
+            "out = encode_request(18, 3, 1, 'x', ApiVersionsRequest())\n"
+            "assert decode_request(out[4:])[0].client_id == 'x'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO / "core"), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
 
 
 def test_api_versions_v3_request_worked_bytes():
