@@ -15,6 +15,7 @@ from pybroker.api import load_handlers
 from pybroker.api import api_versions
 from pybroker.api.context import RequestContext
 from pybroker.api.fetch_session import FetchSessionCache
+from pybroker.coordinator import broker as coordinator_broker
 from pybroker.codec.errors import DecodeError, UnsupportedVersionError
 from pybroker.codec.protocol import decode_request, encode_response, encode_response_parts
 from pybroker.metadata.store import MetadataStore
@@ -39,6 +40,7 @@ class BrokerState:
         meta_dir = None if self.memory else os.path.join(config.log_dirs[0], "__pybroker_metadata")
         self.metadata = MetadataStore(meta_dir)
         self.replicas = ReplicaManager(config, self.metadata, self.purgatory, memory=self.memory)
+        self.group_coordinator = coordinator_broker.create(self)
         self.cluster_id = None
 
     @property
@@ -48,8 +50,10 @@ class BrokerState:
     async def start(self):
         await self.replicas.start()
         self.cluster_id = self.replicas.cluster_id
+        await coordinator_broker.start(self.group_coordinator, self)
 
     async def stop(self):
+        await self.group_coordinator.stop()
         await self.replicas.stop()
         self.metadata.close()
 

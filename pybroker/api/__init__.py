@@ -12,6 +12,10 @@ _MODULES = [
     "api_versions", "metadata", "produce", "fetch", "list_offsets", "create_topics",
     "delete_topics", "create_partitions", "init_producer_id", "offset_for_leader_epoch",
     "describe_cluster", "describe_configs",
+    # consumer groups (pybroker.coordinator)
+    "find_coordinator", "join_group", "sync_group", "heartbeat", "leave_group", "offset_commit",
+    "offset_fetch", "offset_delete", "describe_groups", "list_groups", "delete_groups",
+    "consumer_group_heartbeat", "consumer_group_describe",
 ]
 
 
