@@ -581,6 +581,17 @@ class ClassicGroupManager:
         if len(group.members) > self.config.group_max_size:
             self._prepare_rebalance(group, "loaded group is over group.max.size")
 
+    def abandon(self, group, code) -> None:
+        """The group stops being a classic group (online upgrade): answer every parked
+        JoinGroup/SyncGroup with `code` and drop the group's classic timers."""
+        for member in group.members.values():
+            self._complete_join_future(group, member, join_error(member.member_id, code))
+            resolve(member.sync_future, SyncGroupResponse(error_code=code))
+            member.sync_future = None
+            self.timer.cancel(_hb_key(group.group_id, member.member_id))
+        self.timer.cancel(_join_key(group.group_id))
+        self.timer.cancel(_sync_key(group.group_id))
+
     def on_unloaded(self, group) -> None:
         previous = group.state
         group.transition_to(DEAD, self.now)

@@ -18,9 +18,8 @@ Regex subscriptions (v1) are resolved against the topic names with Python's `re`
 Java's Pattern.matches; RE2 syntax is a subset in practice), internal topics excluded, and
 re-resolved at most every 10 s or when the number of topics changes.
 
-Not implemented: classic-protocol members inside a consumer group (online upgrade/downgrade of a
-non-empty group): a JoinGroup to a non-empty consumer group gets INCONSISTENT_GROUP_PROTOCOL;
-rack-aware assignment.
+Classic-protocol members in a consumer group, and the online upgrade of a classic group, are in
+consumer_classic.py. Not implemented: rack-aware assignment.
 """
 from __future__ import annotations
 
@@ -28,17 +27,16 @@ import logging
 import re
 import uuid
 
-from pybroker.codec.messages import (ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse,
-                                     HeartbeatResponse, LeaveGroupResponse, SyncGroupResponse)
+from pybroker.codec.messages import ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse
 from pybroker.coordinator import records as rec
 from pybroker.coordinator.assignors import MemberSpec, assign
-from pybroker.coordinator.classic_ops import join_error, resolve
+from pybroker.coordinator.consumer_classic import ClassicMembers
 from pybroker.coordinator.consumer import (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH,
                                            UNREVOKED_PARTITIONS, ConsumerGroup,
                                            ConsumerGroupMember, freeze)
 from pybroker.coordinator.errors import (FENCED_INSTANCE_ID, FENCED_MEMBER_EPOCH,
                                          GROUP_ID_NOT_FOUND, GROUP_MAX_SIZE_REACHED,
-                                         INCONSISTENT_GROUP_PROTOCOL, INVALID_REGULAR_EXPRESSION,
+                                         INVALID_REGULAR_EXPRESSION,
                                          INVALID_REQUEST, UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID,
                                          UNSUPPORTED_ASSIGNOR, GroupError, append_error_code)
 from pybroker.coordinator.reconciliation import reconcile
@@ -56,6 +54,7 @@ class ConsumerGroupManager:
         self.shard = shard
         self.config = shard.config
         self.timer = shard.timer
+        self.classic = ClassicMembers(self)
 
     @property
     def now(self) -> int:
@@ -129,7 +128,21 @@ class ConsumerGroupManager:
         else:
             member = self._static_member(group, member_id, epoch, req.instance_id,
                                          req.topic_partitions, records)
-        updated = self._updated_member(info, req, member)
+        updated = self.update_and_reconcile(group, member, self._updated_member(info, req, member),
+                                            req.topic_partitions, records)
+        self.schedule_session_timeout(group.group_id, updated.member_id)
+        response = HB(error_code=0, member_id=updated.member_id, member_epoch=updated.member_epoch,
+                      heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms)
+        full = (req.rebalance_timeout_ms != -1 and req.topic_partitions is not None and
+                (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None))
+        if epoch == 0 or full or freeze(member.assigned) != freeze(updated.assigned):
+            response.assignment = _assignment(updated.assigned)
+        return response, records
+
+    def update_and_reconcile(self, group, member, updated, owned, records):
+        """Steps shared by both protocols' members: record the member's new subscription, bump the
+        group epoch when subscriptions or their topics changed, recompute the target assignment
+        when the group epoch is ahead of it, and move the member one reconciliation step."""
         changed = self._record_subscription(group, member, updated, records)
         regex_changed = self.refresh_regexes(group, extra=updated.subscribed_topic_regex)
         group_epoch, metadata = self._maybe_bump_epoch(group, member, updated,
@@ -141,16 +154,8 @@ class ConsumerGroupManager:
         else:
             target_epoch = group.assignment_epoch
             target = self._current_target(group, updated)
-        updated = self._reconcile(group, updated, target_epoch, target, metadata,
-                                  req.topic_partitions, changed or regex_changed, records)
-        self._schedule_session_timeout(group.group_id, updated.member_id)
-        response = HB(error_code=0, member_id=updated.member_id, member_epoch=updated.member_epoch,
-                      heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms)
-        full = (req.rebalance_timeout_ms != -1 and req.topic_partitions is not None and
-                (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None))
-        if epoch == 0 or full or freeze(member.assigned) != freeze(updated.assigned):
-            response.assignment = _assignment(updated.assigned)
-        return response, records
+        return self._reconcile(group, updated, target_epoch, target, metadata, owned,
+                               changed or regex_changed, records)
 
     def _updated_member(self, info, req, member):
         changes = {"client_id": info.client_id, "client_host": info.client_host,
@@ -268,7 +273,9 @@ class ConsumerGroupManager:
         if updated.assignment_key() != member.assignment_key() or member.member_id not in \
                 group.members:
             records.append(rec.consumer_group_current_assignment(group.group_id, updated))
-            if updated.state == UNREVOKED_PARTITIONS:
+            if updated.uses_classic_protocol:
+                pass   # classic members have join and sync timers instead
+            elif updated.state == UNREVOKED_PARTITIONS:
                 self._schedule_rebalance_timeout(group.group_id, updated)
             else:
                 self.timer.cancel(_rebalance_key(group.group_id, updated.member_id))
@@ -286,6 +293,8 @@ class ConsumerGroupManager:
         if create and group.is_empty():
             records.append(rec.group_metadata_tombstone(group_id))  # an empty classic group
             return ConsumerGroup(group_id)                          # converts; offsets stay
+        if create and self.classic.can_upgrade(group):
+            return self.classic.upgrade(group, records)
         raise GroupError(GROUP_ID_NOT_FOUND, f"group {group_id} is not a consumer group")
 
     def _check_size(self, group, member_id) -> None:
@@ -323,7 +332,7 @@ class ConsumerGroupManager:
         return existing
 
     def _replace_member(self, group, old, new, records) -> None:
-        records += _member_tombstones(group.group_id, old.member_id)
+        records += member_tombstones(group.group_id, old.member_id)
         self._cancel_timers(group.group_id, old.member_id)
         records.append(rec.consumer_group_member_subscription(group.group_id, new))
         records.append(rec.consumer_group_target_assignment(
@@ -356,15 +365,24 @@ class ConsumerGroupManager:
     def fence_records(self, group, member) -> list:
         """Remove a member: its records' tombstones, the subscription metadata without it, and a
         new group epoch (the others' target assignment is recomputed on their next heartbeat)."""
-        records = _member_tombstones(group.group_id, member.member_id)
-        metadata = self._metadata(group.subscribed_topic_names(replaced=member.member_id))
+        return member_tombstones(group.group_id, member.member_id) + \
+            self.epoch_bump_without(group, [member.member_id])
+
+    def member_tombstones(self, group_id, member_id) -> list:
+        self._cancel_timers(group_id, member_id)
+        return member_tombstones(group_id, member_id)
+
+    def epoch_bump_without(self, group, member_ids) -> list:
+        for member_id in member_ids:
+            self._cancel_timers(group.group_id, member_id)
+        records = []
+        metadata = self._metadata(group.subscribed_topic_names(replaced=tuple(member_ids)))
         if metadata != group.subscription_metadata:
             records.append(rec.consumer_group_subscription_metadata(group.group_id, metadata))
         records.append(rec.consumer_group_epoch(group.group_id, group.group_epoch + 1))
-        self._cancel_timers(group.group_id, member.member_id)
         return records
 
-    def _fence_by_timer(self, group_id, member_id, epoch=None, reason="") -> None:
+    def fence_by_timer(self, group_id, member_id, epoch=None, reason="") -> None:
         group = self.shard.groups.get(group_id)
         if group is None or group.type != "consumer":
             return
@@ -376,21 +394,21 @@ class ConsumerGroupManager:
         self.shard.apply(records)
         self.shard.write(records).add_done_callback(_log_failure(f"fencing {member_id}"))
 
-    def _schedule_session_timeout(self, group_id, member_id) -> None:
-        self.timer.schedule(_session_key(group_id, member_id),
-                            self.config.consumer_session_timeout_ms,
-                            lambda: self._fence_by_timer(group_id, member_id,
-                                                         reason="session expired"))
+    def schedule_session_timeout(self, group_id, member_id, timeout_ms=None) -> None:
+        timeout = self.config.consumer_session_timeout_ms if timeout_ms is None else timeout_ms
+        self.timer.schedule(_session_key(group_id, member_id), timeout,
+                            lambda: self.fence_by_timer(group_id, member_id,
+                                                        reason="session expired"))
 
     def _schedule_rebalance_timeout(self, group_id, member) -> None:
         epoch, member_id = member.member_epoch, member.member_id
         self.timer.schedule(_rebalance_key(group_id, member_id), member.rebalance_timeout_ms,
-                            lambda: self._fence_by_timer(group_id, member_id, epoch,
-                                                         "did not revoke within rebalance timeout"))
+                            lambda: self.fence_by_timer(group_id, member_id, epoch,
+                                                        "did not revoke within rebalance timeout"))
 
     def _cancel_timers(self, group_id, member_id) -> None:
-        self.timer.cancel(_session_key(group_id, member_id))
-        self.timer.cancel(_rebalance_key(group_id, member_id))
+        for key in (_session_key, _rebalance_key, _join_key, _sync_key):
+            self.timer.cancel(key(group_id, member_id))
 
     # --- regular expressions ---------------------------------------------------------------------
     def refresh_regexes(self, group, extra=None) -> bool:
@@ -456,15 +474,15 @@ class ConsumerGroupManager:
     # --- load, delete, conversion ----------------------------------------------------------------
     def on_loaded(self, group) -> None:
         for member in group.members.values():
-            self._schedule_session_timeout(group.group_id, member.member_id)
-            if member.state == UNREVOKED_PARTITIONS:
+            self.schedule_session_timeout(group.group_id, member.member_id,
+                                          member.classic_session_timeout_ms or None)
+            if member.state == UNREVOKED_PARTITIONS and not member.uses_classic_protocol:
                 self._schedule_rebalance_timeout(group.group_id, member)
 
     def delete_records(self, group) -> list:
         records = []
         for member_id in group.members:
-            records += _member_tombstones(group.group_id, member_id)
-            self._cancel_timers(group.group_id, member_id)
+            records += self.member_tombstones(group.group_id, member_id)
         records += [rec.consumer_group_target_assignment_epoch_tombstone(group.group_id),
                     rec.consumer_group_subscription_metadata_tombstone(group.group_id),
                     rec.consumer_group_epoch_tombstone(group.group_id)]
@@ -476,21 +494,18 @@ class ConsumerGroupManager:
         self.shard.apply(records)
         self.shard.write(records).add_done_callback(_log_failure(f"deleting {group.group_id}"))
 
-    # --- classic-protocol members (online migration: not supported) --------------------------
+    # --- classic-protocol members (consumer_classic.py) ------------------------------------
     def classic_join(self, info, req, fut) -> None:
-        resolve(fut, join_error(req.member_id, INCONSISTENT_GROUP_PROTOCOL))
+        self.classic.join(info, req, fut)
 
     async def classic_sync(self, info, req):
-        return SyncGroupResponse(error_code=UNKNOWN_MEMBER_ID)
+        return await self.classic.sync(info, req)
 
     def classic_heartbeat(self, info, req):
-        return HeartbeatResponse(error_code=UNKNOWN_MEMBER_ID)
+        return self.classic.heartbeat(info, req)
 
     def classic_leave(self, info, group, identities):
-        return LeaveGroupResponse(error_code=0, members=[
-            LeaveGroupResponse.MemberResponse(member_id=m, group_instance_id=i,
-                                              error_code=UNKNOWN_MEMBER_ID)
-            for m, i, _ in identities])
+        return self.classic.leave(info, group, identities)
 
 
 def _check_epoch(member, received, owned) -> None:
@@ -515,7 +530,7 @@ def _is_subset(owned, assigned) -> bool:
     return True
 
 
-def _member_tombstones(group_id, member_id) -> list:
+def member_tombstones(group_id, member_id) -> list:
     return [rec.consumer_group_current_assignment_tombstone(group_id, member_id),
             rec.consumer_group_target_assignment_tombstone(group_id, member_id),
             rec.consumer_group_member_subscription_tombstone(group_id, member_id)]
@@ -546,6 +561,14 @@ def _session_key(group_id, member_id) -> str:
 
 def _rebalance_key(group_id, member_id) -> str:
     return f"rebalance-{group_id}-{member_id}"
+
+
+def _join_key(group_id, member_id) -> str:
+    return f"join-{group_id}-{member_id}"
+
+
+def _sync_key(group_id, member_id) -> str:
+    return f"sync-{group_id}-{member_id}"
 
 
 def _log_failure(what):

@@ -17,6 +17,7 @@ loading COORDINATOR_LOAD_IN_PROGRESS, and any request before `start()` COORDINAT
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from dataclasses import dataclass
 
@@ -176,6 +177,8 @@ class GroupCoordinator:
         try:
             shard = self.shard(group_id)
             response = shard.classic.leave(info, group_id, identities)
+            if inspect.isawaitable(response):          # classic members of a consumer group
+                response = await response
         except GroupError as exc:
             if exc.code != UNKNOWN_MEMBER_ID:
                 return LeaveGroupResponse(error_code=exc.code)

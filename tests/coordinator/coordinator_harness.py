@@ -120,8 +120,9 @@ class Harness:
             group_id=group, generation_id=generation, member_id=member_id,
             group_instance_id=instance)).error_code
 
-    async def stable_group(self, group="g", n=2, **kw):
-        """n dynamic members through join and sync; returns (members ids, leader, generation)."""
+    async def stable_group(self, group="g", n=2, assign=None, **kw):
+        """n dynamic members through join and sync; returns (members ids, leader, generation).
+        The leader assigns `assign(member_id)` bytes to each (default: the id's bytes)."""
         tasks = []
         for _ in range(n):
             _, task = await self.join_new(group, **kw)
@@ -133,7 +134,8 @@ class Harness:
         generation = responses[0].generation_id
         leader = responses[0].leader
         ids = [r.member_id for r in responses]
-        syncs = [self.sync(group, generation, m, {x: x.encode() for x in ids} if m == leader
+        assign = assign or (lambda member_id: member_id.encode())
+        syncs = [self.sync(group, generation, m, {x: assign(x) for x in ids} if m == leader
                            else None) for m in ids]
         results = [await s for s in syncs]
         assert all(r.error_code == 0 for r in results), results

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from pbtest import REPO
 from pybroker.coordinator import broker as coordinator_broker
 from pybroker.testing import Broker
 
@@ -327,3 +327,31 @@ def test_java_consumer_commits_and_the_tool_describes_live_members(broker, proto
     state = kafka_tools.run_tool("kafka-consumer-groups", *server, "--describe", "--state").stdout
     assert "Stable" in state
     live.close()
+
+
+@pytest.mark.parametrize("strategy", ["cooperative-sticky", "range"])
+def test_upgrade_a_live_classic_group_with_a_consumer_protocol_member(broker, strategy):
+    produce(broker.bootstrap_servers, "migrate")
+    old = consumer(broker.bootstrap_servers, "classic", group="mig",
+                   **{"partition.assignment.strategy": strategy})
+    old.subscribe(["migrate"])
+    wait_until(lambda: len(owned(old)) == 6, "the classic member's assignment", poll=[old])
+    new = consumer(broker.bootstrap_servers, "consumer", group="mig")
+    new.subscribe(["migrate"])
+
+    def shared():
+        a, b = owned(old), owned(new)
+        return len(a) == 3 and len(b) == 3 and a | b == frozenset(range(6))
+    wait_until(shared, "both protocols' members to share the partitions", poll=[old, new])
+    assert _group_type(broker, "mig") == "consumer"
+    old.close()
+    wait_until(lambda: owned(new) == frozenset(range(6)), "the new member to take over",
+               poll=[new])
+    new.close()
+
+
+def _group_type(b, group_id):
+    async def get():
+        coordinator = b.broker.state.group_coordinator
+        return coordinator.shards[coordinator.partition_for(group_id)].groups[group_id].type
+    return b.call(get)

@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 from coordinator_harness import T_ID, U_ID, Harness, run
-from conftest import REPO, SHARED
+from pbtest import REPO, SHARED
 
 from pybroker.codec import records as batches
 from pybroker.codec.errors import DecodeError
