@@ -116,7 +116,8 @@ def _response(ctx, fctx, resolved, read):
             if part is not None:
                 hw, lso, start = part.high_watermark, part.last_stable_offset, part.log_start_offset
             pd = R.PartitionData(partition_index=key[1], error_code=err, high_watermark=hw,
-                                 last_stable_offset=lso, log_start_offset=start, records=None)
+                                 last_stable_offset=lso, log_start_offset=start,
+                                 records=b"")  # empty, never null: librdkafka rejects null records
             has_records = False
         else:
             pd = R.PartitionData(partition_index=key[1], error_code=0, high_watermark=r.high_watermark,
