@@ -246,3 +246,63 @@ def test_requests_sent_before_disconnect_are_still_handled(bootstrap, topic):
         time.sleep(0.05)
     assert [g.value for g in fetch_records(bootstrap, topic, 0)] == \
         [b"m0", b"n0", b"m1", b"n1", b"m2", b"n2"]
+
+
+# -- out of range, topic ids ------------------------------------------------------------------------
+
+def test_fetch_out_of_range_and_client_reset(bootstrap, topic):
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"a", b"b", b"c"])).error_code == NONE
+    _, pd = raw_fetch(bootstrap, topic, 1000, max_wait_ms=0)
+    assert (pd.error_code, pd.high_watermark, pd.log_start_offset) == (1, 3, 0)  # OFFSET_OUT_OF_RANGE
+    assert pd.records is not None and len(pd.records) == 0  # empty, not null (as Kafka)
+    _, pd = raw_fetch(bootstrap, topic, 3, max_wait_ms=0)  # the log end itself is in range
+    assert pd.error_code == NONE and not pd.records
+    ck = __import__("pytest").importorskip("confluent_kafka")
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        c.assign([ck.TopicPartition(topic, 0, 1000)])
+        got, deadline = [], time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += [msg for msg in c.consume(3, 0.5) if msg.error() is None]
+    finally:
+        c.close()
+    assert [(msg.offset(), msg.value()) for msg in got] == [(0, b"a"), (1, b"b"), (2, b"c")]
+
+
+def test_topic_ids_for_metadata_fetch_and_delete(bootstrap, topic):
+    create_topic(bootstrap, topic, partitions=2)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 1, batch([b"by id"])).error_code == NONE
+        md = c.request(3, 12, m.MetadataRequest(topics=[m.MetadataRequest.MetadataRequestTopic(
+            name=topic)], allow_auto_topic_creation=False))
+        topic_id = md.topics[0].topic_id
+        assert topic_id != bytes(16)
+        md = c.request(3, 12, m.MetadataRequest(topics=[m.MetadataRequest.MetadataRequestTopic(
+            topic_id=topic_id, name=None)], allow_auto_topic_creation=False))
+        assert (md.topics[0].error_code, md.topics[0].name) == (NONE, topic)
+        F = m.FetchRequest
+        resp = c.request(1, 13, F(max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, topics=[
+            F.FetchTopic(topic_id=topic_id, partitions=[F.FetchPartition(
+                partition=1, fetch_offset=0, partition_max_bytes=1 << 20)])]))
+        assert resp.responses[0].topic_id == topic_id
+        pd = resp.responses[0].partitions[0]
+        recs = [r.value for b in iter_batches(bytes(pd.records)) for r in b.records()]
+        assert (pd.error_code, recs) == (NONE, [b"by id"])
+        unknown = bytes(range(16))
+        resp = c.request(1, 13, F(max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, topics=[
+            F.FetchTopic(topic_id=unknown, partitions=[F.FetchPartition(
+                partition=0, fetch_offset=0, partition_max_bytes=1 << 20)])]))
+        assert resp.responses[0].partitions[0].error_code == 100  # UNKNOWN_TOPIC_ID
+        D = m.DeleteTopicsRequest
+        resp = c.request(20, 6, D(timeout_ms=5000, topics=[D.DeleteTopicState(name=None,
+                                                                             topic_id=topic_id)]))
+        assert (resp.responses[0].error_code, resp.responses[0].name) == (NONE, topic)
+        resp = c.request(20, 6, D(timeout_ms=5000, topics=[D.DeleteTopicState(name=None,
+                                                                             topic_id=topic_id)]))
+        assert resp.responses[0].error_code == 100
+        md = c.request(3, 12, m.MetadataRequest(topics=[m.MetadataRequest.MetadataRequestTopic(
+            name=topic)], allow_auto_topic_creation=False))
+        assert md.topics[0].error_code == UNKNOWN_TOPIC_OR_PARTITION
