@@ -97,9 +97,20 @@ class ConsumerGroup:
         self.target_assignment = {}     # member id -> {topic id: frozenset}
         self.partition_epochs = {}      # topic id -> {partition: epoch of the member owning it}
         self.subscription_metadata = {}  # topic name -> (topic id, partitions)
-        self.resolved_regexes = {}      # regex -> frozenset(topic names)
+        self._resolved_regexes = {}     # regex -> frozenset(topic names)
         self.regex_refresh_deadline = 0
         self.regex_topic_count = -1
+        self._names = None              # cached subscribed topic names of all members
+
+    @property
+    def resolved_regexes(self) -> dict:
+        return self._resolved_regexes
+
+    @resolved_regexes.setter
+    def resolved_regexes(self, value) -> None:
+        if value != self._resolved_regexes:
+            self._names = None
+        self._resolved_regexes = value
 
     # -- state ----------------------------------------------------------------------------------
     def state(self) -> str:
@@ -141,6 +152,13 @@ class ConsumerGroup:
         as if the members `replaced` (ids) were gone and `with_member` were in."""
         if isinstance(replaced, str):
             replaced = (replaced,)
+        if not replaced and with_member is None:
+            if self._names is None:
+                self._names = frozenset(self._compute_names((), None))
+            return set(self._names)
+        return self._compute_names(replaced, with_member)
+
+    def _compute_names(self, replaced, with_member) -> set:
         names = set()
         for m in self.members.values():
             if m.member_id not in replaced:
@@ -162,6 +180,14 @@ class ConsumerGroup:
     def is_subscribed_to(self, topic) -> bool:
         return topic in self.subscribed_topic_names()
 
+    def same_subscription(self, member) -> bool:
+        """Whether `member` subscribes to what the group's copy of it does (so the group's
+        subscribed topics stay as they are)."""
+        known = self.members.get(member.member_id)
+        return known is not None and \
+            known.subscribed_topic_names == member.subscribed_topic_names and \
+            known.subscribed_topic_regex == member.subscribed_topic_regex
+
     def preferred_server_assignor(self, default):
         counts = {}
         for m in self.members.values():
@@ -173,6 +199,7 @@ class ConsumerGroup:
 
     # -- applying records ---------------------------------------------------------------------
     def update_member(self, member) -> None:
+        self._names = None
         old = self.members.get(member.member_id)
         if old is not None:
             self._forget_partition_epochs(old)
@@ -184,6 +211,7 @@ class ConsumerGroup:
         self._add_partition_epochs(member)
 
     def remove_member(self, member_id) -> None:
+        self._names = None
         old = self.members.pop(member_id, None)
         if old is None:
             return

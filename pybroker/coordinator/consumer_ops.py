@@ -188,7 +188,10 @@ class ConsumerGroupManager:
         """Recompute the subscribed topics' metadata (every heartbeat: topics may have been
         created, grown or deleted) and bump the group epoch when it or a subscription changed."""
         replaced = self._replaced_ids(group, member, updated)
-        names = group.subscribed_topic_names(replaced=replaced, with_member=updated)
+        if len(replaced) == 1 and group.same_subscription(updated):
+            names = group.subscribed_topic_names()          # cached: the common case
+        else:
+            names = group.subscribed_topic_names(replaced=replaced, with_member=updated)
         metadata = self._metadata(names)
         bump = subscription_changed or group.group_epoch == 0
         if metadata != group.subscription_metadata:

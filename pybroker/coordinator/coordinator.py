@@ -99,6 +99,17 @@ class GroupCoordinator:
         for partition in range(self.num_partitions):
             await self.on_elected(partition)
 
+    async def on_topics_deleted(self, topics) -> None:
+        """Topics were deleted: their committed offsets go, in every group (call from
+        DeleteTopics after the metadata change)."""
+        writes = [shard.on_topics_deleted(set(topics)) for shard in list(self.shards.values())
+                  if shard.state == ACTIVE]
+        results = await asyncio.gather(*(w for w in writes if w is not None),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("dropping offsets of deleted topics failed: %s", result)
+
     # --- routing -------------------------------------------------------------------------------
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.num_partitions)

@@ -252,6 +252,12 @@ class OffsetManager:
         return [rec.offset_commit_tombstone(group_id, topic, p)
                 for topic, parts in self.offsets.get(group_id, {}).items() for p in parts]
 
+    def deleted_topic_records(self, topics) -> list:
+        """Tombstones for every group's offsets of deleted topics (Kafka's onPartitionsDeleted)."""
+        return [rec.offset_commit_tombstone(group_id, topic, p)
+                for group_id, stored in self.offsets.items()
+                for topic in topics if topic in stored for p in stored[topic]]
+
     def expired_records(self, group, now_ms) -> tuple:
         """(tombstones for the group's expired offsets, whether none will remain)."""
         stored = self.offsets.get(group.group_id)

@@ -245,6 +245,14 @@ class GroupCoordinatorShard:
                         result[1] = code
         return [tuple(r) for r in results]
 
+    def on_topics_deleted(self, topics):
+        """Drop the committed offsets of deleted topics; the write future, or None."""
+        records = self.offsets.deleted_topic_records(topics)
+        if not records:
+            return None
+        self.apply(records)
+        return self.write(records)
+
     # --- offset expiry -----------------------------------------------------------------------
     def _schedule_expiration(self) -> None:
         self.timer.schedule("offsets-expiration", self.config.offsets_retention_check_interval_ms,

@@ -296,3 +296,16 @@ async def test_consumer_group_offsets_of_unsubscribed_topics_expire():
         await h.cgh(member_id="m1", epoch=r.member_epoch, full=False)
     _, fetched = await h.fetch("g", None)
     assert set(fetched) == {("t", 0)}
+
+
+@run
+async def test_offsets_of_deleted_topics_are_dropped():
+    h = Harness()
+    await h.start()
+    await h.commit("a", {("t", 0): (1, ""), ("u", 0): (2, "")})
+    await h.commit("b", {("t", 5): (3, "")})
+    await h.co.on_topics_deleted(["t"])
+    assert (await h.fetch("a", None))[1] == {("u", 0): (2, "", 0)}
+    assert (await h.fetch("b", None))[1] == {}
+    await h.restart()
+    assert (await h.fetch("a", None))[1] == {("u", 0): (2, "", 0)}
