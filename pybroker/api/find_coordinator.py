@@ -4,8 +4,9 @@ The coordinator of a group is the leader of its partition of __consumer_offsets
 (`abs(java hashCode(group)) % partitions`); this single node answers with itself once it hosts
 that partition, else COORDINATOR_NOT_AVAILABLE (15) so the client retries. v0-3 ask for one key
 (`key`, v1+ `key_type`), v4+ for a batch (`coordinator_keys`). Key type 0 is a group; key type 1
-(transactional id) is answered COORDINATOR_NOT_AVAILABLE until a transaction coordinator exists;
-any other key type gets INVALID_REQUEST (42). An empty group id gets INVALID_GROUP_ID (24).
+(transactional id) and 2 (share group) are answered COORDINATOR_NOT_AVAILABLE until those
+coordinators exist; any other key type gets INVALID_REQUEST (42). As in Kafka, an empty group id is a key like any
+other.
 """
 from pybroker.codec.messages import FindCoordinatorResponse
 from pybroker.coordinator.errors import INVALID_REQUEST, NAMES
@@ -34,10 +35,8 @@ def handle(ctx, req):
 
 
 def _lookup(state, key, key_type, node):
-    if key_type not in (0, 1):
+    if key_type not in (0, 1, 2):
         code = INVALID_REQUEST
-    elif key_type == 0 and not key:
-        code = 24  # INVALID_GROUP_ID
     else:
         code = state.group_coordinator.find_coordinator(key, key_type)
     return code, (node if code == 0 else (-1, "", -1))

@@ -69,7 +69,13 @@ def test_find_coordinator_every_version(version):
             response = await wire.call(find_coordinator, version, R(
                 key_type=0, coordinator_keys=["g", "h", ""]))
             assert [(c.key, c.error_code, c.node_id) for c in response.coordinators] == \
-                [("g", 0, 7), ("h", 0, 7), ("", 24, -1)]
+                [("g", 0, 7), ("h", 0, 7), ("", 0, 7)]
+            share = await wire.call(find_coordinator, version, R(key_type=2,
+                                                                 coordinator_keys=["x"]))
+            assert share.coordinators[0].error_code == 15
+            other = await wire.call(find_coordinator, version, R(key_type=3,
+                                                                 coordinator_keys=["x"]))
+            assert other.coordinators[0].error_code == 42
         h.co.active = False
         late = await wire.call(find_coordinator, version,
                                R(key="g") if version < 4 else R(coordinator_keys=["g"]))
