@@ -222,3 +222,20 @@ async def test_upgrade_refused_for_malformed_assignments_leaves_the_classic_grou
     response = await h.cgh(member_id="m1")                  # ConsumerProtocolAssignment
     assert response.error_code == 69 and "malformed" in response.error_message
     assert h.group("g").type == "classic" and h.heartbeat("g", generation, ids[0]) == 0
+
+
+@run
+async def test_empty_consumer_group_becomes_classic_when_a_classic_member_joins():
+    h = Harness()
+    await h.start()
+    await h.cgh(member_id="m1")
+    await h.commit("g", {("t", 0): (9, "kept")}, generation=1, member_id="m1", version=9)
+    await h.cgh(member_id="m1", epoch=-1, full=False)
+    assert h.group("g").type == "consumer" and h.group("g").is_empty()
+    classic = ClassicClient(h)
+    await classic.join()
+    assert h.group("g").type == "classic"
+    assert (await h.fetch("g", None))[1] == {("t", 0): (9, "kept", 0)}
+    await h.restart()
+    assert h.group("g").type == "classic"
+    assert (await h.fetch("g", None))[1] == {("t", 0): (9, "kept", 0)}
