@@ -65,8 +65,8 @@ def now_ms() -> int:
 
 
 def sample_messages(tag: str, n: int = 20, base_ts: int | None = None, headers=True) -> list:
-    """n messages: every 5th key null, values null (i%7==3, key set) / empty (i%7==5) / up to ~3 KB of
-    compressible text, headers on 2 of 3, strictly increasing CreateTime timestamps."""
+    """n messages: every 5th key null, values null (i%7==3, key set) / empty (i%7==5) / up to
+    ~3 KB of compressible text, headers on 2 of 3, strictly increasing CreateTime timestamps."""
     base_ts = now_ms() - 600_000 if base_ts is None else base_ts
     out = []
     for i in range(n):
@@ -77,7 +77,8 @@ def sample_messages(tag: str, n: int = 20, base_ts: int | None = None, headers=T
             value = b""
         else:
             value = (f"{tag} value {i} " * (1 + (i * 37) % 90)).encode()
-        hdrs = () if (i % 3 == 0 or not headers) else (("trace", f"t{i}".encode()), ("n", bytes([i % 256])))
+        hdrs = () if (i % 3 == 0 or not headers) else \
+            (("trace", f"t{i}".encode()), ("n", bytes([i % 256])))
         out.append(Msg(key, value, hdrs, base_ts + 1000 * i))
     return out
 
@@ -149,7 +150,7 @@ def list_offsets(bootstrap: str, topic: str, partition: int, timestamp: int) -> 
                 m.ListOffsetsRequest.ListOffsetsPartition(partition_index=partition,
                                                           timestamp=timestamp)])]))
     p = resp.topics[0].partitions[0]
-    assert p.error_code == 0, f"ListOffsets {topic}-{partition} ts={timestamp}: error {p.error_code}"
+    assert p.error_code == 0, f"ListOffsets {topic}-{partition} ts={timestamp}: {p.error_code}"
     return p.offset, p.timestamp
 
 
@@ -162,7 +163,8 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, configs: dict |
     T = m.CreateTopicsRequest
     req = T(timeout_ms=10000, validate_only=False, topics=[T.CreatableTopic(
         name=name, num_partitions=partitions, replication_factor=1, assignments=[],
-        configs=[T.CreatableTopicConfig(name=k, value=str(v)) for k, v in (configs or {}).items()])])
+        configs=[T.CreatableTopicConfig(name=k, value=str(v))
+                 for k, v in (configs or {}).items()])])
     with RawClient(bootstrap) as c:
         resp = c.request(19, 7, req)
     res = resp.topics[0]

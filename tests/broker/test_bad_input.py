@@ -211,7 +211,7 @@ def test_negative_length_prefix_closes(bootstrap, prefix):
     send_and_expect_close(bootstrap, prefix + b"\0" * 32)
 
 
-# -- API keys and versions ---------------------------------------------------------------------------
+# -- API keys and versions -------------------------------------------------------------------------
 
 def test_unknown_api_keys_close_the_connection(bootstrap, broker):
     served = set(broker.broker.state.handlers)
@@ -248,7 +248,7 @@ def test_api_versions_from_the_future_get_a_v0_answer(bootstrap, version):
         assert again.error_code == 0 and len(again.api_keys) > 5
 
 
-# -- record batches ------------------------------------------------------------------------------------
+# -- record batches --------------------------------------------------------------------------------
 
 def test_corrupt_crc_is_corrupt_message_and_appends_nothing(bootstrap, topic):
     create_topic(bootstrap, topic)
@@ -292,7 +292,7 @@ def test_oversized_batch_through_confluent(bootstrap, topic):
     assert log_end_offset(bootstrap, topic) == 0
 
 
-# -- connections -------------------------------------------------------------------------------------
+# -- connections -----------------------------------------------------------------------------------
 
 def test_hundreds_of_connections_dropped_at_every_stage(bootstrap, broker, topic):
     create_topic(bootstrap, topic)

@@ -98,7 +98,8 @@ def test_idempotent_producer_and_acks(bootstrap):
     batches = [b for b, _ in fetch_batches(bootstrap, idem, 0)]
     assert len({b.producer_id for b in batches}) == 1 and batches[0].producer_id >= 0
     assert batches[0].base_sequence == 0
-    assert {b.producer_id for t in topics.values() for b, _ in fetch_batches(bootstrap, t, 0)} == {-1}
+    plain = {b.producer_id for t in topics.values() for b, _ in fetch_batches(bootstrap, t, 0)}
+    assert plain == {-1}
 
 
 def test_log_append_time_list_offsets_and_seek(bootstrap):
@@ -177,7 +178,8 @@ def test_admin_client(bootstrap):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(a, 2, 1, topic_configs={"segment.bytes": "1048576"})])
+            await admin.create_topics([NewTopic(a, 2, 1,
+                                                topic_configs={"segment.bytes": "1048576"})])
             resp = await admin.create_topics([NewTopic(a, 2, 1)])
             errors = [e[1] for e in resp.topic_errors]
             assert errors == [TopicAlreadyExistsError.errno]

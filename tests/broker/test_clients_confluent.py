@@ -12,15 +12,12 @@ import pytest
 from broker_conftest import (CODECS, WAIT, Got, Msg, assert_partition_matches, assert_stored,
                       fetch_batches, fetch_records, librdkafka_lz4_check, log_end_offset, now_ms,
                       sample_messages, unique)
-from pybroker.codec import messages as m
-from pybroker.codec.records import iter_batches
-from rawclient import RawClient
 
 ck = pytest.importorskip("confluent_kafka")
 admin_mod = pytest.importorskip("confluent_kafka.admin")
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions, NewTopic,  # noqa: E402
-                                   OffsetSpec)
+from confluent_kafka.admin import (AdminClient, ConfigResource,  # noqa: E402
+                                   NewPartitions, NewTopic, OffsetSpec)
 
 CREATE_TIME, LOG_APPEND_TIME = ck.TIMESTAMP_CREATE_TIME, ck.TIMESTAMP_LOG_APPEND_TIME
 
@@ -270,7 +267,8 @@ def test_admin_create_describe_configs_partitions_delete(bootstrap):
         admin.create_topics([NewTopic(bad, 1, 3)])[bad].result(WAIT)
     assert e.value.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR
     with pytest.raises(ck.KafkaException) as e:
-        admin.create_topics([NewTopic(bad, 1, 1, config={"retention.ms": "soon"})])[bad].result(WAIT)
+        admin.create_topics([NewTopic(bad, 1, 1, config={"retention.ms": "soon"})]
+                            )[bad].result(WAIT)
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
     admin.create_topics([NewTopic(bad, 1, 1)], validate_only=True)[bad].result(WAIT)
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from broker_conftest import (CODECS, WAIT, Msg, assert_partition_matches, assert_stored,
+from broker_conftest import (CODECS, WAIT, Msg, assert_stored,
                              create_topic, fetch_batches, librdkafka_lz4_check, log_end_offset,
                              now_ms, unique, wait_until)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from broker_conftest import (create_topic, fetch_records, list_offsets, log_end_offset, now_ms, unique)
+from broker_conftest import (create_topic, fetch_records, list_offsets, log_end_offset, now_ms,
+                             unique)
 from pybroker.codec import messages as m
 from pybroker.codec.records import build_batch, iter_batches
 from rawclient import RawClient
@@ -73,7 +74,8 @@ def test_fetch_long_poll_answers_when_a_message_arrives(bootstrap, topic):
     finally:
         timer.join(10)
     assert pd.error_code == 0 and pd.high_watermark == 2
-    recs = [(r.offset, r.value) for b in iter_batches(bytes(pd.records or b"")) for r in b.records()]
+    recs = [(r.offset, r.value) for b in iter_batches(bytes(pd.records or b""))
+            for r in b.records()]
     assert recs == [(1, b"later")]  # the long-poll response itself carries the record
     assert 0.4 <= elapsed < 5.0, elapsed  # woken by the append, long before max_wait
 
@@ -88,7 +90,7 @@ def test_fetch_min_bytes_waits_for_enough_data(bootstrap, topic):
     assert 0.45 <= elapsed < 3.0 and len(pd.records) == len(small)
 
 
-# -- produce ------------------------------------------------------------------------------------------
+# -- produce ---------------------------------------------------------------------------------------
 
 def test_produce_many_topics_and_partitions_with_per_partition_errors(bootstrap):
     a, b, missing = unique("multi-a"), unique("multi-b"), unique("multi-missing")
@@ -118,7 +120,7 @@ def test_produce_acks_zero_gets_no_response(bootstrap, topic):
     assert [g.value for g in fetch_records(bootstrap, topic, 0)] == [b"fire", b"forget"]
 
 
-# -- idempotent producer ------------------------------------------------------------------------------
+# -- idempotent producer ---------------------------------------------------------------------------
 
 def init_producer_id(client, producer_id=-1, epoch=-1):
     resp = client.request(22, 4, m.InitProducerIdRequest(
@@ -158,7 +160,7 @@ def test_idempotent_duplicates_gaps_and_fencing(bootstrap, topic):
         [b"v0", b"v1", b"v2", b"v3", b"v4", b"v5", b"new epoch"]
 
 
-# -- delete, then create at once ----------------------------------------------------------------------
+# -- delete, then create at once -------------------------------------------------------------------
 
 def _pipeline(bootstrap, requests):
     """Send every (api_key, version, body) before reading any response; returns the responses."""
@@ -229,7 +231,7 @@ def test_delete_then_auto_create_by_metadata(bootstrap, topic):
     assert list_offsets(bootstrap, topic, 0, -1)[0] == 0  # the old records are gone
 
 
-# -- a client that disconnects right after sending ----------------------------------------------------
+# -- a client that disconnects right after sending -------------------------------------------------
 
 def test_requests_sent_before_disconnect_are_still_handled(bootstrap, topic):
     """A long-poll Fetch keeps the connection busy; three acks=0 Produce requests queue behind it
@@ -248,14 +250,15 @@ def test_requests_sent_before_disconnect_are_still_handled(bootstrap, topic):
         [b"m0", b"n0", b"m1", b"n1", b"m2", b"n2"]
 
 
-# -- out of range, topic ids ------------------------------------------------------------------------
+# -- out of range, topic ids -----------------------------------------------------------------------
 
 def test_fetch_out_of_range_and_client_reset(bootstrap, topic):
     create_topic(bootstrap, topic)
     with RawClient(bootstrap) as c:
         assert produce_one(c, topic, 0, batch([b"a", b"b", b"c"])).error_code == NONE
     _, pd = raw_fetch(bootstrap, topic, 1000, max_wait_ms=0)
-    assert (pd.error_code, pd.high_watermark, pd.log_start_offset) == (1, 3, 0)  # OFFSET_OUT_OF_RANGE
+    # OFFSET_OUT_OF_RANGE, with the high watermark and log start offset
+    assert (pd.error_code, pd.high_watermark, pd.log_start_offset) == (1, 3, 0)
     assert pd.records is not None and len(pd.records) == 0  # empty, not null (as Kafka)
     _, pd = raw_fetch(bootstrap, topic, 3, max_wait_ms=0)  # the log end itself is in range
     assert pd.error_code == NONE and not pd.records

@@ -1,5 +1,5 @@
-"""The Java client, through Kafka's own CLI tools (kafka-clients/kafka-tools 4.4 from Maven Central),
-against the in-process broker: kafka-topics --create/--describe/--list/--alter/--delete,
+"""The Java client, through Kafka's own CLI tools (kafka-clients/kafka-tools 4.4 from Maven
+Central), against the in-process broker: kafka-topics --create/--describe/--list/--alter/--delete,
 kafka-console-producer (every codec, keys, headers, null values, acks 0/1/-1, idempotent by
 default) and kafka-console-consumer (assigned partitions and offsets, no group), kafka-configs
 --describe, kafka-get-offsets; cross-client with confluent-kafka in both directions.
@@ -7,7 +7,8 @@ default) and kafka-console-consumer (assigned partitions and offsets, no group),
 A JVM takes seconds to start, so every tool runs in ONE JVM: a small launcher (ToolBatch, compiled
 once and cached) runs the tools' main classes one after another from a step file, with Kafka's
 Exit procedures replaced so a tool's exit ends only its step (its shutdown hooks run then); each
-step's stdout, stderr and exit code go to files. Skips cleanly when java/javac or the jars are missing (ci/fetch_kafka).
+step's stdout, stderr and exit code go to files. Skips cleanly when java/javac or the jars are
+missing (ci/fetch_kafka).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 import pytest
 
 from broker_conftest import (CODECS, Msg, assert_partition_matches, assert_stored, fetch_batches,
-                             fetch_records, log_end_offset, now_ms, sample_messages, unique,
+                             fetch_records, log_end_offset, now_ms, unique,
                              wait_until)
 
 pytestmark = pytest.mark.java
@@ -60,7 +61,8 @@ public class ToolBatch {
         for (String line : Files.readAllLines(Paths.get(argv[0]), StandardCharsets.UTF_8)) {
             if (line.isEmpty()) continue;
             String[] f = line.split("\t", -1);
-            ByteArrayOutputStream bo = new ByteArrayOutputStream(), be = new ByteArrayOutputStream();
+            ByteArrayOutputStream bo = new ByteArrayOutputStream();
+            ByteArrayOutputStream be = new ByteArrayOutputStream();
             int rc = 0;
             exitCode = null;
             long t0 = System.nanoTime();
@@ -72,7 +74,10 @@ public class ToolBatch {
                 Class.forName(f[1]).getMethod("main", String[].class)
                      .invoke(null, (Object) Arrays.copyOfRange(f, 3, f.length));
             } catch (InvocationTargetException e) {
-                if (!(e.getCause() instanceof ExitCalled)) { rc = 99; e.getCause().printStackTrace(); }
+                if (!(e.getCause() instanceof ExitCalled)) {
+                    rc = 99;
+                    e.getCause().printStackTrace();
+                }
             } catch (Throwable e) {
                 rc = 98; e.printStackTrace();
             } finally {
@@ -162,7 +167,8 @@ def producer_lines(tag):
         hdrs = () if i % 3 == 0 else (("src", b"java"), ("i", str(i).encode()))
         htext = ",".join(f"{k}:{v.decode()}" for k, v in hdrs) or NULL  # NULL: no headers
         out.append(f"{htext}\t{tag}-k{i}\t{value}")
-        msgs.append(Msg(f"{tag}-k{i}".encode(), None if value == NULL else value.encode(), hdrs, None))
+        msgs.append(Msg(f"{tag}-k{i}".encode(), None if value == NULL else value.encode(), hdrs,
+                        None))
     return out, msgs
 
 
@@ -206,7 +212,8 @@ def java(broker, tmp_path_factory):
     outdir = work / "out"
     outdir.mkdir()
     ctx = {"bs": bs, "codec_topics": {c: unique(f"java-{c}") for c in CODECS},
-           "lat": unique("java-lat"), "multi": unique("java-multi"), "doomed": unique("java-doomed"),
+           "lat": unique("java-lat"), "multi": unique("java-multi"),
+           "doomed": unique("java-doomed"),
            "acks": {a: unique(f"java-acks{a}") for a in ("0", "1", "-1")},
            "from_confluent": unique("java-from-confluent"), "expected": {}}
 
@@ -271,7 +278,8 @@ def java(broker, tmp_path_factory):
 
     cfg = ["kafka-configs", "--bootstrap-server", bs, "--describe"]
     s.step("configs-topic", *cfg, "--entity-type", "topics", "--entity-name", ctx["lat"])
-    s.step("configs-topic-all", *cfg, "--entity-type", "topics", "--entity-name", ctx["lat"], "--all")
+    s.step("configs-topic-all", *cfg, "--entity-type", "topics", "--entity-name", ctx["lat"],
+           "--all")
     s.step("configs-broker", *cfg, "--entity-type", "brokers", "--entity-name", "1", "--all")
 
     spec = work / "steps.txt"
@@ -316,7 +324,7 @@ def test_kafka_topics_create_list_alter_describe_delete(java):
     assert ctx["doomed"] not in res.ok("list-after-delete").split()
 
 
-# -- produce with Java, check with our codec and with confluent-kafka ---------------------------------
+# -- produce with Java, check with our codec and with confluent-kafka ------------------------------
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_console_producer_codecs_keys_headers_nulls(java, codec):
@@ -365,7 +373,7 @@ def test_console_producer_multi_partition_keys(java):
         assert ks == sorted(ks, key=order.index)
 
 
-# -- consume with Java ----------------------------------------------------------------------------------
+# -- consume with Java -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_console_consumer_reads_every_codec(java, codec):
@@ -410,7 +418,7 @@ def test_console_consumer_each_partition(java):
     assert len(seen) >= 2
 
 
-# -- offsets and configs --------------------------------------------------------------------------------
+# -- offsets and configs ---------------------------------------------------------------------------
 
 def _offsets(out):
     return {int(p): int(o) for p, o in re.findall(r"^[^\s:]+:(\d+):(-?\d+)$", out, re.M)}
@@ -437,7 +445,8 @@ def test_kafka_configs_describe(java):
     assert re.search(r"max\.message\.bytes=1048588 ", full)
     broker = res.ok("configs-broker")
     assert "All configs for broker 1 are:" in broker
-    assert re.search(r"num\.partitions=1 ", broker) and re.search(r"log\.segment\.bytes=1073741824 ", broker)
+    assert re.search(r"num\.partitions=1 ", broker)
+    assert re.search(r"log\.segment\.bytes=1073741824 ", broker)
 
 
 def test_one_jvm_for_all_tools(java):

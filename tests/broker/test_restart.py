@@ -22,9 +22,9 @@ import time
 import pytest
 
 import pybroker
-from broker_conftest import (Msg, assert_partition_matches, create_topic, fetch_batches,
+from broker_conftest import (assert_partition_matches, create_topic, fetch_batches,
                              fetch_records, free_port, log_end_offset, now_ms, sample_messages,
-                             unique, wait_until)
+                             unique)
 from pybroker.codec import messages as m
 from pybroker.codec.records import build_batch
 from rawclient import RawClient
@@ -40,7 +40,8 @@ def _command():
 
 def _env():
     env = dict(os.environ)
-    paths = [str(ROOT), str(ROOT / "core")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = [str(ROOT), str(ROOT / "core"), *inherited]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
@@ -120,7 +121,8 @@ def raw_produce(bootstrap, topic, partition, records):
     PR = m.ProduceRequest
     with RawClient(bootstrap) as c:
         resp = c.request(0, 9, PR(acks=-1, timeout_ms=10000, topic_data=[PR.TopicProduceData(
-            name=topic, partition_data=[PR.PartitionProduceData(index=partition, records=records)])]))
+            name=topic,
+            partition_data=[PR.PartitionProduceData(index=partition, records=records)])]))
     return resp.responses[0].partition_responses[0]
 
 
@@ -133,7 +135,7 @@ def snapshot(bootstrap, topic, partitions):
     return {p: [raw for _, raw in fetch_batches(bootstrap, topic, p)] for p in range(partitions)}
 
 
-# -- kill -9 ----------------------------------------------------------------------------------------
+# -- kill -9 ---------------------------------------------------------------------------------------
 
 def test_kill9_keeps_every_acknowledged_message_byte_for_byte(serve):
     ck = pytest.importorskip("confluent_kafka")
@@ -200,7 +202,7 @@ def test_idempotent_producer_state_survives_kill9(serve):
     assert again.producer_id > pid
 
 
-# -- clean shutdown -----------------------------------------------------------------------------------
+# -- clean shutdown --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_clean_shutdown_exits_zero_and_writes_the_marker(serve, sig):
@@ -244,7 +246,7 @@ def test_sigterm_answers_a_request_in_flight(serve):
     assert s.proc.wait(20) == 0
 
 
-# -- torn writes -------------------------------------------------------------------------------------
+# -- torn writes -----------------------------------------------------------------------------------
 
 def _active_segment(s, topic) -> pathlib.Path:
     return sorted((s.data_dir / f"{topic}-0").glob("*.log"))[-1]
@@ -341,7 +343,7 @@ def test_corrupt_log_at_startup_is_a_clean_error(serve):
     assert "Traceback" not in s.stderr(), s.stderr()[-2000:]
 
 
-# -- CLI -----------------------------------------------------------------------------------------------
+# -- CLI -------------------------------------------------------------------------------------------
 
 def test_config_file_and_overrides(serve, tmp_path):
     port = free_port()
@@ -395,7 +397,8 @@ def test_bad_config_value_is_rejected_naming_the_key(tmp_path, override, key):
 
 def test_bad_config_file(tmp_path):
     out = _serve_once(tmp_path / "missing.properties")
-    assert out.returncode != 0 and "missing.properties" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode != 0 and "missing.properties" in out.stderr
+    assert "Traceback" not in out.stderr
     bad = tmp_path / "bad.properties"
     bad.write_text(f"log.dirs={tmp_path}\nlog.segment.bytes=big\n")
     out = _serve_once(bad)
