@@ -48,10 +48,24 @@ class ReplicaManager:
     async def start(self):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.logs.startup)
+        await self._delete_strays()
         for info in list(self.metadata.topics.values()):
             self._open_topic(info)
         self.logs.start_background(
             checkpoint_interval_s=self.config["log.flush.offset.checkpoint.interval.ms"] / 1000)
+
+    async def _delete_strays(self):
+        """Delete logs the metadata does not name, or names with another topic id: what a crash
+        in the middle of a topic deletion leaves (Kafka removes such stray logs at start-up).
+        Left in place, one would be taken for a partition of a new topic of the same name."""
+        for (topic, index), log_ in list(self.logs.all_logs().items()):
+            info = self.metadata.topics.get(topic)
+            if info is not None and index < info.partitions and \
+                    log_.topic_id in (None, topic_id_to_str(info.topic_id)):
+                continue
+            log.warning("deleting stray log %s-%d: not a partition of a topic in the metadata",
+                        topic, index)
+            await self.logs.delete_log(topic, index)
 
     async def stop(self):
         if self._deleting:  # finish topic deletions before the logs are closed under them
