@@ -433,3 +433,32 @@ def test_second_broker_on_the_same_data_dir_is_refused(serve):
 @STORAGE_ERROR_TRACEBACK
 def test_second_broker_on_the_same_data_dir_is_a_clean_error(serve):
     assert "Traceback" not in _second_broker(serve).stderr
+
+
+def test_logs_left_by_a_crash_during_topic_deletion_are_not_reused(serve, tmp_path):
+    """A kill -9 while a deleted topic's log directories are still being removed leaves some on
+    disk. At restart they must not come back as partitions of a new topic of that name."""
+    s = serve().start()
+    topic = unique("stray")
+    create_topic(s.bootstrap, topic, partitions=2)
+    for p in range(2):
+        assert raw_produce(s.bootstrap, topic, p, batch(b"old", 4)).error_code == 0
+    s.kill9()
+    saved = tmp_path / "saved-partition"
+    shutil.copytree(s.data_dir / f"{topic}-1", saved)
+    s.start()
+    D = m.DeleteTopicsRequest
+    with RawClient(s.bootstrap) as c:
+        resp = c.request(20, 6, D(timeout_ms=5000, topics=[D.DeleteTopicState(name=topic)]))
+    assert resp.responses[0].error_code == 0
+    assert s.stop() == 0
+    shutil.copytree(saved, s.data_dir / f"{topic}-1")  # the directory the crash left behind
+    s.start()
+    assert not (s.data_dir / f"{topic}-1").exists()
+    with RawClient(s.bootstrap) as c:
+        md = c.request(3, 12, m.MetadataRequest(topics=None, allow_auto_topic_creation=False))
+    assert topic not in [t.name for t in md.topics]
+    create_topic(s.bootstrap, topic, partitions=2)
+    assert [log_end_offset(s.bootstrap, topic, p) for p in range(2)] == [0, 0]
+    assert raw_produce(s.bootstrap, topic, 1, batch(b"new", 1)).base_offset == 0
+    assert s.stop() == 0
