@@ -1,11 +1,7 @@
 """Consumer groups with real clients against the in-process broker: confluent-kafka (librdkafka;
 classic and `group.protocol=consumer`), kafka-python, aiokafka, and Kafka's own
-kafka-consumer-groups tool.
-
-Until BrokerState wires the coordinator in, `attach()` adds it to a running broker the way
-pybroker/coordinator/broker.py describes (and does nothing once the broker has one)."""
+kafka-console-consumer and kafka-consumer-groups tools."""
 import asyncio
-import importlib
 import json
 import os
 import signal
@@ -17,7 +13,6 @@ import time
 import pytest
 
 from pbtest import REPO
-from pybroker.coordinator import broker as coordinator_broker
 from pybroker.testing import Broker
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -26,25 +21,10 @@ FAST = {"num.partitions": 6, "group.consumer.heartbeat.interval.ms": 500,
         "group.consumer.session.timeout.ms": 6000, "group.min.session.timeout.ms": 1000}
 
 
-def attach(b):
-    async def wire():
-        state = b.broker.state
-        if getattr(state, "group_coordinator", None) is not None:
-            return
-        state.group_coordinator = coordinator_broker.create(state)
-        for name in coordinator_broker.GROUP_API_MODULES:
-            module = importlib.import_module(f"pybroker.api.{name}")
-            state.handlers[module.API_KEY] = module
-            state.advertised[module.API_KEY] = module.VERSIONS
-        await coordinator_broker.start(state.group_coordinator, state)
-    b.call(wire)
-    return b
-
-
 @pytest.fixture
 def broker():
     with Broker(config=FAST) as b:
-        yield attach(b)
+        yield b
 
 
 def produce(bootstrap, topic, per_partition=10, partitions=6):
@@ -248,7 +228,6 @@ def _classic_group(b, group_id):
 
 def test_committed_offsets_survive_a_broker_restart(tmp_path):
     with Broker(storage="disk", data_dir=str(tmp_path), config=FAST) as b:
-        attach(b)
         produce(b.bootstrap_servers, "durable")
         c = consumer(b.bootstrap_servers, "classic", group="durable-grp")
         c.subscribe(["durable"])
@@ -258,7 +237,6 @@ def test_committed_offsets_survive_a_broker_restart(tmp_path):
         c.close()
         port = b.port
     with Broker(storage="disk", data_dir=str(tmp_path), config=FAST, port=port) as b:
-        attach(b)
         c = consumer(b.bootstrap_servers, "classic", group="durable-grp")
         committed = c.committed([confluent_kafka.TopicPartition("durable", p) for p in range(6)],
                                 timeout=WAIT)
