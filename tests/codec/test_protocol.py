@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import PURE, REPO
+from pbtest import PURE, REPO
 from pybroker.codec import (DecodeError, EncodeError, FileRegion, UnsupportedVersionError,
                             decode_request, decode_response, encode_request, encode_response,
                             encode_response_parts)
