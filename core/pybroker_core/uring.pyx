@@ -38,6 +38,7 @@ cdef extern from "uring_impl.h":
     int pb_uring_prep_fsync(pb_uring *r, int fd, int datasync, unsigned sqe_flags,
                             uint64_t user_data) noexcept nogil
     int pb_uring_prep_nop(pb_uring *r, unsigned sqe_flags, uint64_t user_data) noexcept nogil
+    int pb_uring_prep_cancel_all(pb_uring *r, uint64_t user_data) noexcept nogil
     int pb_uring_submit(pb_uring *r, unsigned wait_nr) noexcept nogil
     int pb_uring_wait(pb_uring *r, unsigned wait_nr) noexcept nogil
     unsigned pb_uring_reap(pb_uring *r, uint64_t *user_data, int32_t *res, unsigned max) noexcept nogil
@@ -189,6 +190,14 @@ cdef class Ring:
         self.outstanding += 1
         return True
 
+    def prep_cancel_all(self, uint64_t user_data):
+        """Queue a cancel of every cancellable request (res: how many, or -ENOENT for none)."""
+        self._check_open()
+        if pb_uring_prep_cancel_all(&self.r, user_data) < 0:
+            return False
+        self.outstanding += 1
+        return True
+
     def submit(self, unsigned wait_nr=0):
         """Hand every prepared SQE to the kernel in one io_uring_enter (the GIL is released:
         the kernel may issue the writes inline). Returns how many it consumed."""
@@ -225,9 +234,13 @@ cdef class Ring:
         return out
 
     cdef void _wait_all(self) noexcept:
-        """Submit what is prepared and wait out every outstanding request (results dropped):
-        the kernel must be done with our buffers before they are released."""
+        """Submit what is prepared, cancel what can be cancelled (a write parked on a pipe
+        nobody reads would otherwise never finish) and wait out every outstanding request
+        (results dropped): the kernel must be done with our buffers before they are released."""
         cdef unsigned n
+        if self.outstanding > 0:
+            if pb_uring_prep_cancel_all(&self.r, 0) == 0:
+                self.outstanding += 1
         if pb_uring_sq_pending(&self.r):
             pb_uring_submit(&self.r, 0)
         # SQEs the kernel never consumed will not complete (nor will it read their buffers)
@@ -239,7 +252,8 @@ cdef class Ring:
         self.pins.clear()
 
     def close(self):
-        """Wait for every outstanding request, then unmap and close the ring."""
+        """Cancel what can be cancelled, wait for every outstanding request, then unmap and
+        close the ring."""
         if self.opened:
             self._wait_all()
             pb_uring_exit(&self.r)

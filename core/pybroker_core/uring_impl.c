@@ -203,6 +203,25 @@ int pb_uring_prep_nop(pb_uring *r, unsigned sqe_flags, uint64_t user_data)
     return 0;
 }
 
+#ifndef IORING_ASYNC_CANCEL_ALL
+#define IORING_ASYNC_CANCEL_ALL (1U << 0)
+#endif
+#ifndef IORING_ASYNC_CANCEL_ANY
+#define IORING_ASYNC_CANCEL_ANY (1U << 2)
+#endif
+
+int pb_uring_prep_cancel_all(pb_uring *r, uint64_t user_data)
+{
+    struct io_uring_sqe *sqe = next_sqe(r);
+    if (!sqe)
+        return -EBUSY;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->cancel_flags = IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY;   /* 5.19+ */
+    sqe->user_data = user_data;
+    return 0;
+}
+
 int pb_uring_submit(pb_uring *r, unsigned wait_nr)
 {
     STORE_REL(r->sq_tail, r->local_tail);
@@ -301,6 +320,11 @@ int pb_uring_prep_fsync(pb_uring *r, int fd, int datasync, unsigned sqe_flags, u
 int pb_uring_prep_nop(pb_uring *r, unsigned sqe_flags, uint64_t user_data)
 {
     (void)r; (void)sqe_flags; (void)user_data;
+    return -ENOSYS;
+}
+int pb_uring_prep_cancel_all(pb_uring *r, uint64_t user_data)
+{
+    (void)r; (void)user_data;
     return -ENOSYS;
 }
 int pb_uring_submit(pb_uring *r, unsigned wait_nr) { (void)r; (void)wait_nr; return -ENOSYS; }

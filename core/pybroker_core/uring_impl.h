@@ -48,6 +48,9 @@ int pb_uring_prep_writev(pb_uring *r, int fd, const struct iovec *iov, unsigned 
 int pb_uring_prep_fsync(pb_uring *r, int fd, int datasync, unsigned sqe_flags,
                         uint64_t user_data);
 int pb_uring_prep_nop(pb_uring *r, unsigned sqe_flags, uint64_t user_data);
+/* Cancel every request that can still be cancelled (one parked waiting for a pipe or socket to
+ * become writable; not a write already running in a kernel worker). Linux 5.19+. */
+int pb_uring_prep_cancel_all(pb_uring *r, uint64_t user_data);
 
 /* Publish every prepared SQE and enter the kernel once (retrying EINTR), waiting for at least
  * `wait_nr` completions. Returns how many SQEs the kernel consumed. */

@@ -27,9 +27,9 @@ Ordering:
     returns. Consecutive calls go to the helper together. The helper signals the same eventfd.
   * adrain() is a barrier in the completion order; drain() does the same work blocking.
 
-Short writes: the rest is resubmitted (a 0-byte result is an error). An fsync that was already
-in the ring when a write came back short ran before the rest of that write, so it is run again
-once it completes. Errors: a negative CQE result becomes done(OSError(errno, ...)) for every
+Short writes: the rest is resubmitted (a 0-byte result is an error). An fsync that completes
+while a write ordered before it still has a resubmitted rest outstanding did not cover that
+rest: it is run again (IO_DRAIN once more) when every such write has finished. Errors: a negative CQE result becomes done(OSError(errno, ...)) for every
 op of that SQE. Buffers stay exported by the ring (bytearrays cannot be resized) until reaped.
 
 Availability: the compiled binding (pybroker_core.uring) and a kernel that lets us set up a ring
@@ -119,7 +119,7 @@ class _Op:
 class _Sqe:
     """What one SQE carries: a write of `buffers` (the unwritten rest of `ops`' data) at
     `position`, or the fsync of `ops[0]`."""
-    __slots__ = ("kind", "fd", "ops", "buffers", "position", "remaining", "redo")
+    __slots__ = ("kind", "fd", "ops", "buffers", "position", "remaining")
 
     def __init__(self, kind, fd, ops, buffers=None, position=0, remaining=0):
         self.kind = kind
@@ -128,11 +128,14 @@ class _Sqe:
         self.buffers = buffers
         self.position = position
         self.remaining = remaining
-        self.redo = False
 
 
 def _nbytes(data):
     return data.nbytes if type(data) is memoryview else len(data)
+
+
+def _end(op):
+    return op.position + _nbytes(op.data)
 
 
 def _skip(buffers, n):
@@ -187,6 +190,8 @@ class UringWriter:
         self._backlog = collections.deque()     # ops not yet turned into SQEs
         self._resubmit = collections.deque()    # _Sqe: rest of a short write, re-run fsync
         self._in_flight = {}                    # user_data -> _Sqe
+        self._partial = set()                   # id() of write _Sqe that came back short
+        self._fsyncs_to_rerun = []              # _Sqe of fsyncs waiting for those to finish
         self._next_user_data = 1
         self._calls_running = None              # the batch of calls on the helper thread
         self._calls_done = collections.deque()  # batches finished by the helper thread
@@ -421,8 +426,12 @@ class UringWriter:
                 self._write_done(sqe, res)
             else:
                 self._fsync_done(sqe, res)
+        if self._fsyncs_to_rerun:
+            self._rerun_fsyncs()
 
     def _write_done(self, sqe, res):
+        if res < 0 or res >= sqe.remaining or res == 0:
+            self._partial.discard(id(sqe))
         if res < 0:
             self._finish(sqe.ops, OSError(-res, f"write of {sqe.remaining} bytes at {sqe.position} "
                                                 f"of fd {sqe.fd}: {os.strerror(-res)}"))
@@ -433,22 +442,38 @@ class UringWriter:
                                                      "made no progress"))
         else:
             self.stats["short_writes"] += 1
+            self._partial.add(id(sqe))
             sqe.buffers = _skip(sqe.buffers, res)
             sqe.position += res
             sqe.remaining -= res
-            for other in self._in_flight.values():  # these ran (or run) before the rest
-                if other.kind == _FSYNC:
-                    other.redo = True
+            ops = sqe.ops
+            while _end(ops[0]) <= sqe.position:     # these are wholly written: done
+                self._finish([ops.pop(0)], None)
             self._resubmit.append(sqe)
 
     def _fsync_done(self, sqe, res):
-        if sqe.redo and res >= 0:
-            sqe.redo = False
-            self.stats["fsync_reruns"] += 1
-            self._resubmit.append(sqe)
+        if res >= 0 and self._partial and self._write_unfinished_before(sqe.ops[0]):
+            self._fsyncs_to_rerun.append(sqe)       # it missed the rest of a short write
             return
         exc = None if res >= 0 else OSError(-res, f"fsync of fd {sqe.fd}: {os.strerror(-res)}")
         self._finish(sqe.ops, exc)
+
+    def _write_unfinished_before(self, op):
+        for other in self._order:
+            if other is op:
+                return False
+            if other.kind == _WRITE and not other.finished:
+                return True
+        return False
+
+    def _rerun_fsyncs(self):
+        waiting, self._fsyncs_to_rerun = self._fsyncs_to_rerun, []
+        for sqe in waiting:
+            if self._write_unfinished_before(sqe.ops[0]):
+                self._fsyncs_to_rerun.append(sqe)
+            else:
+                self.stats["fsync_reruns"] += 1
+                self._resubmit.append(sqe)
 
     @staticmethod
     def _finish(ops, exc):
@@ -494,6 +519,8 @@ class UringWriter:
         self._backlog.clear()
         self._resubmit.clear()
         self._in_flight.clear()
+        self._partial.clear()
+        self._fsyncs_to_rerun.clear()
         self._deliver()
 
     # ---- calls on the helper thread -------------------------------------------------------
