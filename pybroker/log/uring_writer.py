@@ -47,6 +47,8 @@ import queue
 import select
 import threading
 
+from asyncio.events import _get_running_loop   # public in asyncio.events.__all__; C-accelerated
+
 from pybroker._impl import PURE
 from pybroker.log.writer import SyncWriter, ThreadedWriter
 
@@ -103,9 +105,9 @@ def new_writer(kind="uring", name="log-writer"):
 
 class _Op:
     """One submitted op; `data` is the buffer of a write or the function of a call."""
-    __slots__ = ("kind", "fd", "data", "position", "done", "exc", "finished", "datasync")
+    __slots__ = ("kind", "fd", "data", "position", "done", "exc", "finished", "datasync", "nbytes")
 
-    def __init__(self, kind, fd, data, position, done, datasync=True):
+    def __init__(self, kind, fd, data, position, done, datasync=True, nbytes=0):
         self.kind = kind
         self.fd = fd
         self.data = data
@@ -114,6 +116,7 @@ class _Op:
         self.exc = None
         self.finished = False
         self.datasync = datasync
+        self.nbytes = nbytes
 
 
 class _Sqe:
@@ -130,12 +133,8 @@ class _Sqe:
         self.remaining = remaining
 
 
-def _nbytes(data):
-    return data.nbytes if type(data) is memoryview else len(data)
-
-
 def _end(op):
-    return op.position + _nbytes(op.data)
+    return op.position + op.nbytes
 
 
 def _skip(buffers, n):
@@ -210,8 +209,9 @@ class UringWriter:
     # ---- the seam (loop thread) -----------------------------------------------------------
 
     def submit_write(self, fd, data, position, done):
-        op = _Op(_WRITE, fd, data, position, done)
-        op.finished = _nbytes(data) == 0    # nothing to write: just delivered in order
+        n = data.nbytes if type(data) is memoryview else len(data)
+        op = _Op(_WRITE, fd, data, position, done, True, n)
+        op.finished = n == 0                # nothing to write: just delivered in order
         self._queue(op)
 
     def submit_fsync(self, fd, done, datasync=None):
@@ -270,13 +270,13 @@ class UringWriter:
             self._loop.call_soon(self._flush)   # the one submission of this turn
 
     def _bind(self):
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = _get_running_loop()
+        if loop is self._loop and loop is not None:
+            return
+        if loop is None:
             raise RuntimeError("UringWriter: ops must be submitted from the event loop's thread "
-                               "(completions are delivered there)") from None
-        if loop is not self._loop:
-            self._rebind(loop)
+                               "(completions are delivered there)")
+        self._rebind(loop)
 
     def _rebind(self, loop):
         old = self._loop
@@ -352,7 +352,7 @@ class UringWriter:
         sqes, open_run = [], {}         # fd -> its latest _Sqe (still growing)
         while backlog and backlog[0].kind == _WRITE:
             op = backlog[0]
-            n = _nbytes(op.data)
+            n = op.nbytes
             run = open_run.get(op.fd)
             if (run is not None and run.position + run.remaining == op.position
                     and len(run.ops) < _IOV_MAX and run.remaining < _MAX_COALESCE):
