@@ -73,17 +73,19 @@ class LagProbe:
             await asyncio.sleep(self.period)
             self.lags.append(time.perf_counter() - t - self.period)
 
-    def summary(self):
-        """(p99, max) lateness in seconds."""
-        if not self.lags:
-            return 0.0, 0.0
-        lags = sorted(self.lags)
-        return lags[min(len(lags) - 1, int(len(lags) * 0.99))], lags[-1]
+
+
+def lag_summary(lags):
+    """(p99, max) of timer lateness samples, in seconds."""
+    if not lags:
+        return 0.0, 0.0
+    lags = sorted(lags)
+    return lags[min(len(lags) - 1, int(len(lags) * 0.99))], lags[-1]
 
 
 def run_log_appends(kind, batch_size, in_flight, total_bytes=APPEND_BYTES):
     """Append total_bytes of batch_size batches to a disk log; returns
-    (seconds, appends, bytes, p99 lag s, max lag s)."""
+    (seconds, appends, bytes, [timer lateness samples, s])."""
     from pybroker.log import Log, LogConfig
     from benchmarks.bench_log import make_batch
     template = make_batch(batch_size)
@@ -102,7 +104,7 @@ def run_log_appends(kind, batch_size, in_flight, total_bytes=APPEND_BYTES):
                 done += n
             elapsed = time.perf_counter() - t0
         await log.close()
-        return (elapsed, count, count * len(template), *probe.summary())
+        return elapsed, count, count * len(template), probe.lags
     try:
         return asyncio.run(main())
     finally:
@@ -113,7 +115,7 @@ def run_log_appends(kind, batch_size, in_flight, total_bytes=APPEND_BYTES):
 def run_writer_appends(kind, size, per_turn=64, total_bytes=APPEND_BYTES, fsync_every=0):
     """submit_write `size`-byte buffers at increasing positions, `per_turn` per loop turn, with
     an fsync after every `fsync_every` bytes (0: none); returns
-    (seconds, writes, bytes, p99 lag s, max lag s)."""
+    (seconds, writes, bytes, [timer lateness samples, s])."""
     count = max(1, total_bytes // size)
     data = os.urandom(size)
     workdir = tempfile.mkdtemp(prefix="pybroker-uringbench-")
@@ -142,7 +144,7 @@ def run_writer_appends(kind, size, per_turn=64, total_bytes=APPEND_BYTES, fsync_
             elapsed = time.perf_counter() - t0
         if errors:
             raise errors[0]
-        return (elapsed, count, count * size, *probe.summary())
+        return elapsed, count, count * size, probe.lags
     try:
         return asyncio.run(main())
     finally:

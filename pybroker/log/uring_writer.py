@@ -76,8 +76,22 @@ def unavailable_reason():
         if _uring is None:
             _unavailable.append(f"pybroker_core.uring unavailable: {_IMPORT_ERROR}")
         else:
-            _unavailable.append(_uring.probe())
+            reason = _uring.probe()
+            if reason is not None and "errno 1)" in reason:     # EPERM: say whether it is the sysctl
+                reason += _sysctl_hint()
+            _unavailable.append(reason)
     return _unavailable[0]
+
+
+def _sysctl_hint():
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            value = f.read().strip()
+    except OSError:
+        return " (probably a seccomp filter)"
+    if value == "0":
+        return " (kernel.io_uring_disabled = 0: probably a seccomp filter)"
+    return f" (kernel.io_uring_disabled = {value})"
 
 
 def available():
