@@ -134,6 +134,9 @@ _KEYS = [
     ConfigKey("producer.id.expiration.ms", _int, 86400000, at_least=1),
     ConfigKey("unstable.api.versions.enable", _bool, False),
     ConfigKey("storage.type", _str, "disk", "pybroker: 'disk' or 'memory'", choices=("disk", "memory")),
+    ConfigKey("log.writer", _str, "uring",
+              "pybroker: segment writes via io_uring (threads where unavailable), threads, or "
+              "inline syscalls", choices=("uring", "thread", "sync")),
     ConfigKey("socket.sendfile.enable", _bool, True,
               "pybroker: send fetched file regions with sendfile on plaintext connections"),
     ConfigKey("shutdown.timeout.ms", _int, 10000, "pybroker: grace period for in-flight requests"),

@@ -103,8 +103,9 @@ class LogManager:
     def _new_writer(self, d):
         if self._writer_kind == "sync":
             return SyncWriter()
-        if self._writer_kind == "thread":
-            return ThreadedWriter(name=f"log-writer:{d.path}")
+        if self._writer_kind in ("uring", "thread"):
+            from pybroker.log.uring_writer import new_writer  # falls back to threads without io_uring
+            return new_writer(self._writer_kind, name=f"log-writer:{d.path}")
         return self._writer_kind()
 
     def _open_dir(self, d):

@@ -30,7 +30,8 @@ class ReplicaManager:
         self.defaults = LogConfig.from_broker(config)
         self.logs = LogManager([] if memory else config.log_dirs, config=self.defaults,
                                node_id=config.node_id, cluster_id=config["cluster.id"],
-                               storage="memory" if memory else "disk")
+                               storage="memory" if memory else "disk",
+                               writer=config["log.writer"])
         self.partitions: dict = {}  # (topic, index) -> Partition
         pid_path = None if memory else os.path.join(config.log_dirs[0], "__pybroker_metadata",
                                                     "producer-id-block")
