@@ -7,6 +7,13 @@ served and responses leave in request order. Requests received in full before th
 disconnects are still handled (their responses dropped), as Kafka does. Reading continues while a request is in flight, up to
 `queued.max.requests` frames; beyond that, and while the transport's write buffer is above its
 high-water mark (a slow reader), reading is paused.
+
+Reading is a BufferedProtocol: the socket is read straight into our buffers. Small frames and
+size prefixes land in a per-connection read buffer and are copied out once; a frame larger than
+`_LARGE_FRAME` that is not yet complete gets a buffer of its own (allocated when its size prefix
+arrives, as Kafka's NetworkReceive does) and the rest of it is read into that buffer in place.
+Every frame handed to the dispatcher is a bytearray nobody else holds, so the records in a
+Produce reach the log as writable views of it, with no further copy.
 """
 from __future__ import annotations
 
@@ -22,9 +29,11 @@ from pybroker.network.sendfile import write_parts
 log = logging.getLogger("pybroker.network")
 
 _SIZE = 4
+_READ_BUFFER = 32 * 1024   # per connection: size prefixes and small frames
+_LARGE_FRAME = 8 * 1024    # an incomplete frame above this is read into a buffer of its own
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """Protocol instance per accepted socket; `dispatcher(conn, frame)` returns bytes, None, or an
     awaitable of either. A dispatcher raising CloseConnection closes just this connection."""
 
@@ -36,7 +45,12 @@ class Connection(asyncio.Protocol):
         self.max_queued = server.config["queued.max.requests"]
         self.transport = None
         self.peer = None
-        self.buf = bytearray()
+        self._rbuf = bytearray(_READ_BUFFER)
+        self._rview = memoryview(self._rbuf)
+        self._start = 0          # first byte of _rbuf not yet split into a frame
+        self._end = 0            # end of the bytes received into _rbuf
+        self._frame = None       # memoryview of the large frame being read in place, or None
+        self._frame_got = 0      # bytes of it received so far
         self.pending = collections.deque()
         self.busy = False
         self.write_paused = False
@@ -62,7 +76,8 @@ class Connection(asyncio.Protocol):
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
-        self.buf = bytearray()
+        self._frame = None
+        self._start = self._end = 0
         self.write_paused = False
         if self.closed or not (self.busy or self.pending):
             self._finished()
@@ -80,27 +95,59 @@ class Connection(asyncio.Protocol):
             self.task.cancel()
         self.pending.clear()
 
-    def data_received(self, data):
+    def get_buffer(self, sizehint):
+        if self._frame is not None:
+            return self._frame[self._frame_got:]
+        return self._rview[self._end:]
+
+    def buffer_updated(self, nbytes):
         self.last_active = time.monotonic()
-        buf = self.buf
-        buf += data
-        while len(buf) >= _SIZE:
-            size = int.from_bytes(buf[:_SIZE], "big", signed=True)
-            if size < 0 or size > self.max_request:
-                log.warning("closing %s: request size %d outside 0..socket.request.max.bytes=%d",
-                            self.peer, size, self.max_request)
-                self.close()
+        if self._frame is not None:
+            self._frame_got += nbytes
+            if self._frame_got < len(self._frame):
                 return
-            end = _SIZE + size
-            if len(buf) < end:
-                break
-            self.pending.append(bytes(buf[_SIZE:end]))
-            del buf[:end]
+            self.pending.append(self._frame.obj)
+            self._frame = None
+        else:
+            self._end += nbytes
+            if not self._split_frames():
+                return
         if len(self.pending) >= self.max_queued and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
         if not self.busy:
             self.process()
+
+    def _split_frames(self) -> bool:
+        """Queue every whole frame in _rbuf; start reading a large incomplete one in place, or
+        keep a small one's beginning at the front of _rbuf. False when the connection closed."""
+        rbuf, start, end = self._rbuf, self._start, self._end
+        while end - start >= _SIZE:
+            size = int.from_bytes(rbuf[start:start + _SIZE], "big", signed=True)
+            if size < 0 or size > self.max_request:
+                log.warning("closing %s: request size %d outside 0..socket.request.max.bytes=%d",
+                            self.peer, size, self.max_request)
+                self.close()
+                return False
+            begin = start + _SIZE
+            if end - begin >= size:
+                self.pending.append(bytearray(self._rview[begin:begin + size]))
+                start = begin + size
+            elif size > _LARGE_FRAME:
+                frame = bytearray(size)
+                frame[:end - begin] = self._rview[begin:end]
+                self._frame, self._frame_got = memoryview(frame), end - begin
+                start = end
+                break
+            else:
+                break
+        if start == end:
+            start = end = 0
+        elif start > 0 and (end == len(rbuf) or start + _SIZE + _LARGE_FRAME > len(rbuf)):
+            rbuf[:end - start] = self._rview[start:end].tobytes()  # room for a small frame's rest
+            start, end = 0, end - start
+        self._start, self._end = start, end
+        return True
 
     def pause_writing(self):
         self.write_paused = True
