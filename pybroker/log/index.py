@@ -66,6 +66,11 @@ class AbstractIndex:
     def _map(self, length):
         self._length = length
         self._buf = mmap.mmap(self._fd, length) if length > 0 else None
+        if self._buf is not None and hasattr(mmap, "MADV_RANDOM"):
+            # Lookups are binary searches and appends fill one page at a time. Without this hint
+            # the first write into a fresh (sparse) index faults in a whole readahead window of
+            # zeroed pages (read_ahead_kb; 8 MiB on the benchmark machine: ~2.7 ms per file).
+            self._buf.madvise(mmap.MADV_RANDOM)
 
     # ---- state ----------------------------------------------------------------------------
 
