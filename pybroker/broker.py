@@ -32,6 +32,7 @@ class Broker:
         return self.state.dispatch(conn, frame)
 
     async def start(self):
+        from pybroker.log.errors import LogError
         from pybroker.state import BrokerState
         t0 = time.monotonic()
         try:
@@ -39,6 +40,8 @@ class Broker:
             await self.state.start()
         except OSError as exc:
             raise BrokerStartError(f"cannot open data directory: {exc}") from exc
+        except LogError as exc:  # corrupt log, locked or offline log dir: named, not a traceback
+            raise BrokerStartError(f"storage error at start-up: {exc}") from exc
         await self.network.start()
         self.started_at = time.time()
         log.info("broker %d started in %.0f ms", self.node_id, (time.monotonic() - t0) * 1000)

@@ -328,13 +328,6 @@ def test_garbage_after_a_clean_shutdown_is_never_served(serve):
     assert [g.offset for g in fetch_records(s.bootstrap, topic, 0)] == list(range(15))
 
 
-STORAGE_ERROR_TRACEBACK = pytest.mark.xfail(
-    strict=True, reason="pybroker serve dies with a traceback on a storage error at start-up "
-    "(corrupt log, locked log dir): Broker.start (broker.py) turns only OSError into "
-    "BrokerStartError, so KafkaStorageError subclasses escape cli._serve")
-
-
-@STORAGE_ERROR_TRACEBACK
 def test_corrupt_log_at_startup_is_a_clean_error(serve):
     s, topic, good, seg = _damage_after_clean_shutdown(serve)
     with pytest.raises(AssertionError):
@@ -430,7 +423,6 @@ def test_second_broker_on_the_same_data_dir_is_refused(serve):
     _second_broker(serve)
 
 
-@STORAGE_ERROR_TRACEBACK
 def test_second_broker_on_the_same_data_dir_is_a_clean_error(serve):
     assert "Traceback" not in _second_broker(serve).stderr
 
