@@ -47,6 +47,8 @@ def extensions():
         ext("index"),
         ext("protocol"),
         ext("uring", ["core/pybroker_core/uring_impl.c"]),
+        ext("cleaner"),
+        ext("validator"),
     ]
     mods = [m for m in mods if os.path.exists(m.sources[0])]
     return cythonize(mods, compiler_directives=directives, include_path=["core"],

@@ -12,6 +12,8 @@ _MODULES = [
     "api_versions", "metadata", "produce", "fetch", "list_offsets", "create_topics",
     "delete_topics", "create_partitions", "init_producer_id", "offset_for_leader_epoch",
     "describe_cluster", "describe_configs",
+    # log lifecycle: configs, records deletion, log dirs
+    "alter_configs", "incremental_alter_configs", "delete_records", "describe_log_dirs",
     # consumer groups (pybroker.coordinator)
     "find_coordinator", "join_group", "sync_group", "heartbeat", "leave_group", "offset_commit",
     "offset_fetch", "offset_delete", "describe_groups", "list_groups", "delete_groups",

@@ -110,9 +110,11 @@ def _check(state, t):
     configs = {}
     for c in t.configs:
         configs[c.name] = topic_config.validate(c.name, c.value)
+    topic_config.validate_set(configs)
     return partitions, configs
 
 
 def _described(state, configs):
-    for name in sorted(topic_config.DEFS):
-        yield name, topic_config.effective(name, configs, state.config)
+    registry = state.replicas.registry
+    for name in topic_config.DESCRIBED:
+        yield name, registry.topic_value(name, configs)

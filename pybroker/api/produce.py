@@ -5,15 +5,17 @@ Per partition, before anything is appended (LogValidator's checks for client bat
 exactly one magic-2 batch filling the records field (else INVALID_RECORD 87, truncated or bad CRC
 → CORRUPT_MESSAGE 2), batch size ≤ the topic's max.message.bytes (MESSAGE_TOO_LARGE 10), no control
 batches from clients (87), record count = last offset delta + 1 (87), zstd only from v7
-(UNSUPPORTED_COMPRESSION_TYPE 76), producer id ≥ 0 ⇒ base sequence ≥ 0 (87), CreateTime max
-timestamp within message.timestamp.after.max.ms of now (INVALID_TIMESTAMP 32). Idempotent
+(UNSUPPORTED_COMPRESSION_TYPE 76), producer id ≥ 0 ⇒ base sequence ≥ 0 (87). Idempotent
 producers are checked against the partition's producer state (duplicates answered with the
 original offsets; OUT_OF_ORDER_SEQUENCE_NUMBER 45, INVALID_PRODUCER_EPOCH 47, UNKNOWN_PRODUCER_ID
 59). Unknown topic/partition → UNKNOWN_TOPIC_OR_PARTITION 3 (UNKNOWN_TOPIC_ID 100 by id).
 acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS 21). With acks=0 there is no response, and any
 error closes the connection (Kafka's signal to such producers). On one node acks=-1 equals acks=1.
-Not yet: transactional batches (INVALID_TXN_STATE 48 until the transactions issue), per-record
-timestamp/key checks and broker-side recompression (log-lifecycle issue).
+Not yet: transactional batches (INVALID_TXN_STATE 48 until the transactions issue).
+Topic policies (pybroker/log/validator.py): keys required on compacted topics (INVALID_RECORD),
+per-record CreateTime bounds message.timestamp.before/after.max.ms (INVALID_TIMESTAMP, with
+record_errors), max.decompressed.message.bytes, broker-side compression.type (recompression), and
+min.insync.replicas > 1 with acks=all → NOT_ENOUGH_REPLICAS 19 (one replica).
 """
 import asyncio
 import time
@@ -22,6 +24,7 @@ from pybroker.codec.errors import CorruptRecordError, DecodeError, InvalidRecord
     UnsupportedCompressionError
 from pybroker.codec.messages import ProduceResponse
 from pybroker.codec.records import RecordBatch
+from pybroker.log import validator as log_validator
 from pybroker.network.connection import CloseConnection
 from pybroker.replica.errors import PartitionError
 
@@ -31,6 +34,7 @@ R = ProduceResponse
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
+NOT_ENOUGH_REPLICAS = 19
 INVALID_REQUIRED_ACKS = 21
 INVALID_TIMESTAMP = 32
 UNSUPPORTED_VERSION = 35
@@ -42,8 +46,8 @@ ZSTD = 4
 
 
 class _Reject(Exception):
-    def __init__(self, code, message=None):
-        self.code, self.message = code, message
+    def __init__(self, code, message=None, record_errors=()):
+        self.code, self.message, self.record_errors = code, message, record_errors
 
 
 def handle(ctx, req):
@@ -66,9 +70,12 @@ def handle(ctx, req):
             try:
                 part = _partition(ctx, td, pd)
                 batch = _validate(ctx, part, req, pd.records)
-                result = part.append_records(pd.records, batch)
+                records = _apply_policies(part, batch, pd.records, acks)
+                result = part.append_records(records, batch)
             except _Reject as rej:
                 presp.error_code, presp.error_message = rej.code, rej.message
+                presp.record_errors = [R.BatchIndexAndErrorMessage(
+                    batch_index=i, batch_index_error_message=msg) for i, msg in rej.record_errors]
                 continue
             except PartitionError as exc:
                 presp.error_code, presp.error_message = exc.code, exc.message
@@ -156,9 +163,21 @@ def _validate(ctx, part, req, records):
         raise _Reject(INVALID_RECORD, "Invalid sequence number for a batch with a producer id")
     if batch.is_transactional or req.transactional_id is not None:
         raise _Reject(INVALID_TXN_STATE, "Transactions are not supported by this broker yet")
-    if batch.timestamp_type == 0 and not part.log_append_time:
-        after = part.timestamp_after_max_ms
-        if batch.max_timestamp > time.time() * 1000 + after:
-            raise _Reject(INVALID_TIMESTAMP, f"Timestamp {batch.max_timestamp} of a record is more "
-                                             f"than {after} ms in the future")
     return batch
+
+
+def _apply_policies(part, batch, records, acks):
+    """The topic's policies (pybroker/log/validator.py: keys on compacted topics, timestamp
+    bounds, record size, broker-side compression) and min.insync.replicas for acks=all.
+    Returns the bytes to append."""
+    config = part.log.config
+    if acks == -1 and config.min_insync_replicas > 1:
+        raise _Reject(NOT_ENOUGH_REPLICAS, f"The size of the current ISR [1] is insufficient to "
+                                           f"satisfy the min.isr requirement of "
+                                           f"{config.min_insync_replicas} for partition "
+                                           f"{part.topic}-{part.index}")
+    try:
+        return log_validator.validate_batch(config, batch, records, int(time.time() * 1000),
+                                            f"{part.topic}-{part.index}")
+    except log_validator.RecordPolicyError as exc:
+        raise _Reject(exc.code, exc.message, exc.record_errors) from None

@@ -69,12 +69,13 @@ def _unknown(codec, position):
 
 # -- compress ---------------------------------------------------------------------------------
 
-def _gzip_compress(data):
-    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+def _gzip_compress(data, level=None):
+    level = GZIP_LEVEL if level is None or level < 0 else level  # Kafka's -1: the codec default
+    c = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return c.compress(data) + c.flush()
 
 
-def _snappy_compress(data):
+def _snappy_compress(data, level=None):
     mv = memoryview(data)
     out = [XERIAL_HEADER]
     for start in range(0, len(mv), XERIAL_BLOCK_SIZE):
@@ -84,14 +85,17 @@ def _snappy_compress(data):
     return b"".join(out)
 
 
-def _lz4_compress(data):
+def _lz4_compress(data, level=None):
     return lz4.frame.compress(data, block_size=lz4.frame.BLOCKSIZE_MAX64KB, block_linked=False,
-                              content_checksum=False, store_size=False)
+                              content_checksum=False, store_size=False,
+                              compression_level=0 if level is None else level)
 
 
-def _zstd_compress(data):
+def _zstd_compress(data, level=None):
     # One compressor per thread: its multi-MiB workspace stays mapped between batches instead of
     # being faulted in again on every call (a ZstdCompressor must not be shared across threads).
+    if level is not None and level != ZSTD_LEVEL:
+        return zstandard.ZstdCompressor(level=level).compress(data)
     cctx = getattr(_zstd_local, "cctx", None)
     if cctx is None:
         cctx = _zstd_local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -102,14 +106,15 @@ _COMPRESSORS = {COMPRESSION_GZIP: _gzip_compress, COMPRESSION_SNAPPY: _snappy_co
                 COMPRESSION_LZ4: _lz4_compress, COMPRESSION_ZSTD: _zstd_compress}
 
 
-def compress(codec, data):
-    """compress(codec, data) -> bytes in the wire framing for `codec` (0 returns data as bytes)."""
+def compress(codec, data, level=None):
+    """compress(codec, data) -> bytes in the wire framing for `codec` (0 returns data as bytes).
+    `level`: the topic's compression.<codec>.level (None: Kafka's default; snappy has none)."""
     if codec == COMPRESSION_NONE:
         return bytes(data)
     fn = _COMPRESSORS.get(codec)
     if fn is None:
         raise _unknown(codec, None)
-    return fn(data)
+    return fn(data) if level is None else fn(data, level)
 
 
 # -- decompress -------------------------------------------------------------------------------

@@ -5,7 +5,17 @@ where the next append goes; `size` — bytes written (visible to readers). Reads
 `size`. Bytes are written by the log dir's writer (pybroker/log/writer.py); everything else here is
 called on the event loop.
 """
+import ctypes
+import errno
 import os
+
+_FALLOC_FL_KEEP_SIZE = 1
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _fallocate = _libc.fallocate
+    _fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong)
+except (OSError, AttributeError):        # not Linux/glibc: preallocation is advisory
+    _fallocate = None
 
 
 class FileRegion:
@@ -42,6 +52,7 @@ class FileRecords:
         self.fd = os.open(path, flags, 0o644)
         self.size = os.fstat(self.fd).st_size
         self.dirty_size = self.size
+        self.preallocated = False
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -87,12 +98,36 @@ class FileRecords:
         return removed
 
     def flush(self):
-        os.fsync(self.fd)
+        if self.fd >= 0:                  # a segment swapped out and closed: nothing to sync
+            os.fsync(self.fd)
+
+    # ---- preallocate (the topic's `preallocate` config) ------------------------------------
+
+    def preallocate(self, nbytes):
+        """Reserve disk blocks for `nbytes` without changing the file's size (fallocate
+        KEEP_SIZE), so readers and recovery never see preallocated zeros. False when the file
+        system cannot (the config is then a no-op for this file)."""
+        if _fallocate is None or nbytes <= 0:
+            return False
+        if _fallocate(self.fd, _FALLOC_FL_KEEP_SIZE, 0, nbytes) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return False
+            raise OSError(err, f"fallocate {self.path}: {os.strerror(err)}")
+        self.preallocated = True
+        return True
+
+    def trim_preallocation(self):
+        """Release the reserved blocks past the data (writer thread, after the last write)."""
+        if self.preallocated and self.fd >= 0:
+            os.ftruncate(self.fd, os.fstat(self.fd).st_size)
+            self.preallocated = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def close(self):
         if self.fd >= 0:
+            self.trim_preallocation()
             os.close(self.fd)
             self.fd = -1
 

@@ -254,7 +254,7 @@ class Log:
 
     def _maybe_roll(self, plan, now):
         cfg = self.config
-        if self.segments[-1].should_roll_for(cfg.segment_ms, cfg.segment_bytes, plan.max_timestamp,
+        if self.segments[-1].should_roll_for(cfg.max_segment_ms, cfg.segment_bytes, plan.max_timestamp,
                                              plan.last_offset, plan.size, now):
             try:
                 self.roll(plan.first_offset)
@@ -350,6 +350,8 @@ class Log:
         if old.base_offset == new_offset and old.dirty_size == 0:
             return old
         old.on_become_inactive()
+        if getattr(old.log, "preallocated", False):       # after its last queued write
+            self.writer.submit_call(old.log.trim_preallocation, self._io_done)
         seg = self._new_segment(new_offset)
         self.segments.append(seg)
         self._bases.append(new_offset)
@@ -540,11 +542,12 @@ class Log:
 
     # ---- retention ----------------------------------------------------------------------------
 
-    def delete_old_segments(self, now=None):
-        """Delete segments past retention.ms / retention.bytes or below the log start offset (the
-        active one too, after rolling, when it is wholly expired). Returns the number deleted."""
+    def delete_old_segments(self, now=None, *, retention=True):
+        """Delete segments below the log start offset and, when cleanup.policy has `delete` (and
+        `retention`), past retention.ms / retention.bytes (the active one too, after rolling,
+        when it is wholly expired). Returns the number deleted. Kafka's deleteOldSegments."""
         now = self.clock() if now is None else now
-        doomed = self._segments_to_delete(now)
+        doomed = self._segments_to_delete(now, retention and self.config.delete)
         if not doomed:
             return 0
         if doomed[-1] is self.active_segment:
@@ -559,16 +562,19 @@ class Log:
             self.producer_state.delete_snapshots_before(new_start)
         return len(doomed)
 
-    def _segments_to_delete(self, now):
+    def _segments_to_delete(self, now, by_retention=True):
         remaining = self.size
         doomed = []
+        cfg = self.config
         for i, seg in enumerate(self.segments):
             last = i == len(self.segments) - 1
             if last and (seg.size == 0 or self.stable_offset != self._next_offset):
                 break
             next_base = self._next_offset if last else self.segments[i + 1].base_offset
-            expired = self.config.retention_ms >= 0 and 0 <= seg.max_timestamp_so_far < now - self.config.retention_ms
-            too_big = self.config.retention_bytes >= 0 and remaining - seg.size >= self.config.retention_bytes
+            expired = by_retention and cfg.retention_ms >= 0 and \
+                _largest_timestamp(seg) < now - cfg.retention_ms
+            too_big = by_retention and cfg.retention_bytes >= 0 and \
+                remaining - seg.size >= cfg.retention_bytes
             below_start = next_base <= self.log_start_offset
             if not (expired or too_big or below_start) or next_base > self.high_watermark:
                 break
@@ -699,6 +705,20 @@ def _unlink(path):
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _largest_timestamp(seg):
+    """Kafka's LogSegment.largestTimestamp: the max record timestamp, or the file's last
+    modification time when the segment carries no timestamps."""
+    if seg.max_timestamp_so_far >= 0:
+        return seg.max_timestamp_so_far
+    path = seg.log.path
+    if path is not None:
+        try:
+            return int(os.stat(path).st_mtime * 1000)
+        except OSError:
+            pass
+    return seg.created_ms
 
 
 def _writable(records):

@@ -2,7 +2,8 @@
 
 Per log dir: `.lock` (flock, held while running), `meta.properties`, `.kafka_cleanshutdown`
 (read and deleted at startup, written at clean shutdown), `recovery-point-offset-checkpoint`,
-`log-start-offset-checkpoint`, `replication-offset-checkpoint`. Partition logs live in
+`log-start-offset-checkpoint`, `replication-offset-checkpoint`, `cleaner-offset-checkpoint` (the
+log cleaner's progress, pybroker/log/cleaner.py). Partition logs live in
 `<dir>/<topic>-<partition>`; deleting one renames it to `<topic>-<partition>.<uuid>-delete` and
 then removes it. One writer (thread) per log dir. An I/O error in a dir takes the whole dir offline:
 its logs answer KAFKA_STORAGE_ERROR; a log found corrupt at load is offline on its own.
@@ -18,6 +19,7 @@ import shutil
 import time
 import uuid
 
+from pybroker.log.cleaner import CLEANER_OFFSET_CHECKPOINT, LogCleaner
 from pybroker.log.checkpoint import (
     LOCK_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
     CleanShutdownFile, MetaProperties, OffsetCheckpointFile, random_uuid)
@@ -80,6 +82,7 @@ class LogManager:
         self.topic_configs = {}         # topic -> LogConfig
         self._tasks = []
         self._started = False
+        self.cleaner = LogCleaner(self)
         if storage == "disk" and not self.dirs:
             raise ValueError("a disk LogManager needs at least one log dir")
 
@@ -243,9 +246,12 @@ class LogManager:
     async def delete_log(self, topic, partition):
         """Remove a partition: rename to `<topic>-<partition>.<uuid>-delete`, then delete."""
         tp = (topic, partition)
+        self.cleaner.abort(tp)
         log = self.logs.pop(tp, None)
         self.offline_logs.pop(tp, None)
         d = self.log_dirs_of.pop(tp, None)
+        had_checkpoint = tp in self.cleaner.checkpoints
+        self.cleaner.forget(tp)
         if log is None:
             return False
         if log.dir_path is None:
@@ -261,7 +267,15 @@ class LogManager:
         self._schedule(log.config.file_delete_delay_ms / 1000.0, log.close_files)
         if d is not None:
             await self._checkpoint_dir(d)
+            if had_checkpoint:
+                self._write_cleaner_checkpoint(d)
         return True
+
+    def _write_cleaner_checkpoint(self, d):
+        try:
+            self.cleaner.write_checkpoint(d)
+        except OSError as exc:
+            self._dir_failed(d, exc)
 
     # ---- checkpoints and periodic work --------------------------------------------------------
 
@@ -311,31 +325,46 @@ class LogManager:
                 await log.flush()
 
     def cleanup_logs(self):
-        """Retention: delete old segments of every log, drop producers idle for longer than
-        producer.id.expiration.ms. Returns how many segments were deleted."""
+        """Retention: delete old segments of every log (by retention.ms / retention.bytes when
+        cleanup.policy has delete, else only below the log start offset), drop producers idle for
+        longer than producer.id.expiration.ms. Logs the cleaner is working on are skipped this
+        round (as Kafka). Returns how many segments were deleted."""
         deleted = 0
-        for log in list(self.logs.values()):
-            if log.offline_error is None:
+        for tp, log in list(self.logs.items()):
+            if log.offline_error is None and not self.cleaner.is_cleaning(tp):
                 deleted += log.delete_old_segments()
                 log.producer_state.remove_expired_producers(self.clock())
         return deleted
 
-    def start_background(self, checkpoint_interval_s=60.0, flush_check_s=1.0, retention_check_s=300.0):
-        """Start the periodic tasks on the running loop (Kafka's scheduler jobs)."""
-        self._tasks = [asyncio.ensure_future(self._every(checkpoint_interval_s, self.checkpoint)),
-                       asyncio.ensure_future(self._every(flush_check_s, self.flush_dirty_logs)),
-                       asyncio.ensure_future(self._every(retention_check_s, self._retention))]
+    def start_background(self, checkpoint_interval_s=60.0, flush_check_s=1.0, retention_check_s=300.0,
+                         initial_delay_s=0.0, cleaner=None):
+        """Start the periodic tasks on the running loop (Kafka's scheduler jobs: the retention
+        check every log.retention.check.interval.ms after log.initial.task.delay.ms) and the log
+        cleaner (`cleaner`: a CleanerConfig)."""
+        self._tasks = [
+            asyncio.ensure_future(self._every(checkpoint_interval_s, self.checkpoint)),
+            asyncio.ensure_future(self._every(flush_check_s, self.flush_dirty_logs, initial_delay_s)),
+            asyncio.ensure_future(self._every(retention_check_s, self._retention, initial_delay_s))]
+        if cleaner is not None:
+            self.cleaner.config = cleaner
+        self.cleaner.start()
+
+    def reconfigure_cleaner(self, config):
+        """Apply new cleaner settings (dynamic broker configs) on the running loop."""
+        asyncio.ensure_future(self.cleaner.reconfigure(config))
 
     async def _retention(self):
-        self.cleanup_logs()
+        if self.cleanup_logs():
+            await self.checkpoint()          # the new log start offsets
 
-    async def _every(self, interval, fn):
+    async def _every(self, interval, fn, initial_delay=None):
+        await asyncio.sleep(interval if initial_delay is None else initial_delay)
         while True:
-            await asyncio.sleep(interval)
             try:
                 await fn()
             except LogError as exc:
                 _log.error("background log task %s failed: %s", fn.__name__, exc)
+            await asyncio.sleep(interval)
 
     def _schedule(self, delay_s, fn):
         try:
@@ -371,10 +400,12 @@ class LogManager:
     # ---- shutdown -----------------------------------------------------------------------------
 
     async def shutdown(self):
-        """Flush and close every log, write the checkpoints and `.kafka_cleanshutdown`."""
+        """Stop the cleaner, flush and close every log, write the checkpoints and
+        `.kafka_cleanshutdown`."""
         for task in self._tasks:
             task.cancel()
         self._tasks = []
+        await self.cleaner.stop()
         for log in list(self.logs.values()):
             await log.close()
         for d in self.dirs:

@@ -53,6 +53,12 @@ class MemoryRecords:
     def flush(self):
         return None
 
+    def preallocate(self, nbytes):
+        return False
+
+    def trim_preallocation(self):
+        return None
+
     def close(self):
         return None
 

@@ -130,6 +130,8 @@ class LogSegment:
                            writable=create)
         seg = cls(records, oi, ti, base_offset, config.index_interval_bytes, rolling_jitter_ms)
         seg.max_index_size = config.segment_index_bytes
+        if create and config.preallocate:
+            records.preallocate(config.segment_bytes)
         return seg
 
     # ---- sizes ----------------------------------------------------------------------------
@@ -450,13 +452,33 @@ def iter_checked_batches(records, start, end, validate=True, chunk_size=1 << 20)
             try:
                 batch = api.RecordBatch(data, off)
                 if validate:
-                    batch.validate()
+                    check_stored_batch(batch)
             except CodecError as exc:
                 yield pos + off, None, f"invalid batch: {exc}"
                 return
             yield pos + off, batch, None
             off += batch.size
         pos += off
+
+
+def check_stored_batch(batch):
+    """A stored batch's integrity: magic, CRC, codec, counts. Unlike a produced batch's
+    validate(), a record count below last_offset_delta + 1 is fine: compaction keeps a batch's
+    offset range while removing records (and keeps empty headers, count 0)."""
+    if batch.magic != 2:
+        raise CorruptRecordError(f"unsupported magic {batch.magic} (only v2 batches)", batch.pos + 16)
+    computed = batch.compute_crc()
+    if computed != batch.crc:
+        raise CorruptRecordError(f"CRC mismatch: stored 0x{batch.crc:08x}, computed "
+                                 f"0x{computed:08x}", batch.pos + 17)
+    if batch.compression > 4:
+        raise CorruptRecordError(f"unknown compression codec {batch.compression}", batch.pos + 21)
+    if batch.records_count < 0 or batch.records_count > batch.last_offset_delta + 1:
+        raise CorruptRecordError(f"record count {batch.records_count} does not fit the offset "
+                                 f"range of {batch.last_offset_delta + 1}", batch.pos + 57)
+    if batch.is_control and batch.records_count > 1:
+        raise CorruptRecordError(f"control batch holds {batch.records_count} records",
+                                 batch.pos + 57)
 
 
 def _batch_length(data, off):

@@ -17,6 +17,8 @@ from typing import Optional
 LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_NAME = 249
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+TOPIC_RESOURCE = 2
+BROKER_RESOURCE = 4
 
 
 class TopicError(Exception):
@@ -77,6 +79,7 @@ class MetadataStore:
         self.topics: dict = {}
         self.by_id: dict = {}
         self.cluster_id: Optional[str] = None
+        self.broker_configs: dict = {}  # "" (cluster default) | "<node id>" -> {key: value}
         self._fh = None
         if directory is not None:
             os.makedirs(directory, exist_ok=True)
@@ -126,6 +129,12 @@ class MetadataStore:
         elif kind == "PartitionRecord":
             t = self.by_id[topic_id_from_str(rec["topicId"])]
             t.partitions = max(t.partitions, rec["partitionId"] + 1)
+        elif kind == "ConfigRecord" and rec.get("resourceType", TOPIC_RESOURCE) == BROKER_RESOURCE:
+            scope = self.broker_configs.setdefault(rec["resourceName"], {})
+            if rec.get("value") is None:
+                scope.pop(rec["name"], None)
+            else:
+                scope[rec["name"]] = rec["value"]
         elif kind == "ConfigRecord":
             t = self.topics[rec["resourceName"]]
             if rec.get("value") is None:
@@ -159,6 +168,13 @@ class MetadataStore:
     def set_topic_config(self, name: str, key: str, value: Optional[str]) -> None:
         self._append({"type": "ConfigRecord", "resourceType": 2, "resourceName": name,
                       "name": key, "value": value})
+
+    def set_configs(self, resource_type: int, resource_name: str, changes: dict) -> None:
+        """Several ConfigRecords in one append (value None removes the key): topic (2) or
+        broker (4; resource name "" is the cluster-wide default)."""
+        self._append(*[{"type": "ConfigRecord", "resourceType": resource_type,
+                        "resourceName": resource_name, "name": k, "value": v}
+                       for k, v in sorted(changes.items())])
 
     def delete_topic(self, name: str) -> TopicInfo:
         t = self.topics[name]

@@ -11,6 +11,8 @@ import asyncio
 import logging
 import os
 
+from pybroker.dynamic_config import Registry
+from pybroker.log.cleaner import CleanerConfig
 from pybroker.log.config import LogConfig
 from pybroker.log.manager import LogManager
 from pybroker.metadata.store import TopicError, topic_id_to_str
@@ -27,7 +29,8 @@ class ReplicaManager:
         self.metadata = metadata
         self.purgatory = purgatory
         self.memory = memory
-        self.defaults = LogConfig.from_broker(config)
+        self.registry = Registry(config, metadata, config.node_id)
+        self.defaults = self.registry.log_defaults()
         self.logs = LogManager([] if memory else config.log_dirs, config=self.defaults,
                                node_id=config.node_id, cluster_id=config["cluster.id"],
                                storage="memory" if memory else "disk",
@@ -53,7 +56,10 @@ class ReplicaManager:
         for info in list(self.metadata.topics.values()):
             self._open_topic(info)
         self.logs.start_background(
-            checkpoint_interval_s=self.config["log.flush.offset.checkpoint.interval.ms"] / 1000)
+            checkpoint_interval_s=self.config["log.flush.offset.checkpoint.interval.ms"] / 1000,
+            retention_check_s=self.config["log.retention.check.interval.ms"] / 1000,
+            initial_delay_s=self.config["log.initial.task.delay.ms"] / 1000,
+            cleaner=self.cleaner_config())
 
     async def _delete_strays(self):
         """Delete logs the metadata does not name, or names with another topic id: what a crash
@@ -74,7 +80,26 @@ class ReplicaManager:
         await self.logs.shutdown()
 
     def log_config(self, info) -> LogConfig:
-        return LogConfig.from_dict(info.configs, self.defaults)
+        return self.registry.log_config(info.configs)
+
+    # -- live configuration (AlterConfigs / IncrementalAlterConfigs) ---------------------------
+    def cleaner_config(self) -> CleanerConfig:
+        return CleanerConfig.from_values(self.registry.broker_typed,
+                                         enable=self.config["log.cleaner.enable"])
+
+    def reconfigure_topic(self, name):
+        """A topic's configs changed: every partition's log takes the new LogConfig now."""
+        info = self.metadata.topics.get(name)
+        if info is not None:
+            self.logs.set_topic_config(name, self.log_config(info))
+
+    def reconfigure_all(self):
+        """Dynamic broker configs changed: new defaults for every topic, new cleaner settings."""
+        self.defaults = self.registry.log_defaults()
+        self.logs.default_config = self.defaults
+        for name in list(self.metadata.topics):
+            self.reconfigure_topic(name)
+        self.logs.reconfigure_cleaner(self.cleaner_config())
 
     def _open_topic(self, info, start=0):
         cfg = self.log_config(info)

@@ -14,10 +14,27 @@ def test_kafka_defaults():
 def test_topic_overrides_use_kafka_names_and_keep_unknown_keys():
     base = LogConfig(segment_bytes=5000)
     c = LogConfig.from_dict({"segment.ms": "100", "message.timestamp.type": "LogAppendTime",
-                             "preallocate": "true", "min.insync.replicas": "2"}, base)
+                             "preallocate": "true", "min.insync.replicas": "2",
+                             "remote.log.copy.disable": "true"}, base)
     assert (c.segment_bytes, c.segment_ms, c.log_append_time, c.preallocate) == (5000, 100, True, True)
-    assert c.extra == {"min.insync.replicas": "2"}
-    assert c.to_dict()["segment.ms"] == 100 and c.to_dict()["min.insync.replicas"] == "2"
+    assert c.min_insync_replicas == 2
+    assert c.extra == {"remote.log.copy.disable": "true"}
+    assert c.to_dict()["segment.ms"] == 100 and c.to_dict()["remote.log.copy.disable"] == "true"
+
+
+def test_cleanup_policy_and_compaction_settings():
+    c = LogConfig.from_dict({"cleanup.policy": "compact,delete", "min.cleanable.dirty.ratio": "0.25",
+                             "max.compaction.lag.ms": "500", "segment.ms": "9000"})
+    assert c.compact and c.delete and c.min_cleanable_dirty_ratio == 0.25
+    assert c.max_segment_ms == 500                       # the active segment rolls by the max lag
+    assert not LogConfig.from_dict({"cleanup.policy": ""}).delete
+    assert LogConfig.from_dict({"cleanup.policy": "delete", "max.compaction.lag.ms": "5"}).max_segment_ms \
+        == 604800000                                     # only compacted logs roll for the lag
+
+
+def test_internal_segment_bytes_overrides_segment_bytes():
+    c = LogConfig.from_dict({"internal.segment.bytes": "2048", "segment.bytes": "1048576"})
+    assert c.segment_bytes == 2048
 
 
 def test_from_broker_config():
