@@ -221,6 +221,7 @@ class LogCleaner:
         self._stopping = False
         self._checkpoint_lock = threading.Lock()
         self._maps = []
+        self._schedule = manager._schedule          # delayed deletes of replaced segments
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -234,7 +235,6 @@ class LogCleaner:
                     _log.error("ignoring unreadable %s: %s", path, exc)
 
     def start(self):
-        self.load_checkpoints()
         if not self.config.enable or self.config.threads <= 0:
             return
         self._stopping = False
@@ -366,7 +366,7 @@ class LogCleaner:
                 cleaned = await loop.run_in_executor(self._executor, job.clean_group, group, sc)
                 if self._gone(ltc):          # deleted meanwhile: nothing left to swap into
                     raise CleaningAborted()
-                job.swap(group, cleaned, self.manager)
+                job.swap(group, cleaned, self._schedule)
             self.latest_delete_horizon[ltc.tp] = sc.latest_delete_horizon
             self.stats.messages_read += sc.messages_read
             self.stats.messages_retained += sc.messages_retained
@@ -416,9 +416,11 @@ class LogCleaner:
         now = self.clock() if now is None else now
         ltc = to_clean(tp, log, self.checkpoints.get(tp), now)
         self.in_progress[tp] = ltc
+        self._schedule = lambda delay, fn: fn()      # no loop outlives this call
         try:
             return asyncio.run(self._clean_inline(ltc))
         finally:
+            self._schedule = self.manager._schedule
             self.in_progress.pop(tp, None)
 
     async def _clean_inline(self, ltc):
@@ -650,7 +652,7 @@ class _Job:
 
     # ---- 3. in-memory swap (loop) ---------------------------------------------------------------
 
-    def swap(self, group, cleaned, manager):
+    def swap(self, group, cleaned, schedule):
         """Replace `group` by the cleaned segment in the log's segment list, in one step."""
         log = self.log
         if cleaned.segment is not None:
@@ -667,7 +669,7 @@ class _Job:
         if log.dir_path is not None:
             delay = log.config.file_delete_delay_ms / 1000.0
             for seg in group:
-                manager._schedule(delay, seg.delete_if_exists)
+                schedule(delay, seg.delete_if_exists)
 
 
 def _point_at_deleted(seg):

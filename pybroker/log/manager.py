@@ -101,6 +101,7 @@ class LogManager:
         for d in self.dirs:
             if d.online:
                 self._load_dir(d)
+        self.cleaner.load_checkpoints()
         self._started = True
 
     def _new_writer(self, d):
