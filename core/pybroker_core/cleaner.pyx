@@ -187,7 +187,8 @@ cdef class OffsetMap:
         if not 0 < load_factor <= 1:
             raise ValueError(f"load factor {load_factor} is not in (0, 1]")
         self.slots = memory // sizeof(Slot)
-        self.max_entries = <Py_ssize_t>(self.slots * load_factor)
+        # one slot always stays empty: probing ends there
+        self.max_entries = min(<Py_ssize_t>(self.slots * load_factor), self.slots - 1)
         if self.max_entries < 1:
             raise ValueError(f"{memory} bytes of offset map hold no key: increase "
                              f"log.cleaner.dedupe.buffer.size or decrease log.cleaner.threads")
@@ -227,7 +228,7 @@ cdef class OffsetMap:
         """0 when stored, -1 when the key is new and the map is full."""
         cdef Py_ssize_t i = self.find(h1, h2)
         if self.table[i].offset1 == 0:
-            if self.size >= self.max_entries or self.size + 1 >= self.slots:
+            if self.size >= self.max_entries:
                 return -1
             self.table[i].h1 = h1
             self.table[i].h2 = h2
@@ -576,7 +577,9 @@ cdef int walk_keys(OffsetMap m, const uint8_t* p, Py_ssize_t start, Py_ssize_t e
                 full[0] = 1
                 return OK
             murmur3_128(p + r.key_pos, r.key_len, &h1, &h2)
-            m.put_hash(h1, h2, offset)
+            if m.put_hash(h1, h2, offset) < 0:          # cannot happen: full() was checked
+                full[0] = 1
+                return OK
     if c.pos != c.end:
         err_pos[0] = c.pos
         return E_COUNT

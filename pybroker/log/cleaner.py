@@ -344,13 +344,14 @@ class LogCleaner:
 
     # ---- one log ----------------------------------------------------------------------------
 
-    async def clean_log(self, ltc, slot=0):
-        """One round of cleaning `ltc` (marked in progress by grab_filthiest_log)."""
+    async def clean_log(self, ltc, slot=0, now=None):
+        """One round of cleaning `ltc` (marked in progress by grab_filthiest_log); `now` is the
+        time delete horizons are set from and compared with (default: the clock)."""
         loop = asyncio.get_running_loop()
         log = ltc.log
         t0 = time.monotonic()
         m = self._map(slot)
-        now = self.clock()
+        now = self.clock() if now is None else now
         job = _Job(ltc, log, self.config, now)
         try:
             job.open_readers()
@@ -418,13 +419,13 @@ class LogCleaner:
         self.in_progress[tp] = ltc
         self._schedule = lambda delay, fn: fn()      # no loop outlives this call
         try:
-            return asyncio.run(self._clean_inline(ltc))
+            return asyncio.run(self._clean_inline(ltc, now))
         finally:
             self._schedule = self.manager._schedule
             self.in_progress.pop(tp, None)
 
-    async def _clean_inline(self, ltc):
-        await self.clean_log(ltc)
+    async def _clean_inline(self, ltc, now):
+        await self.clean_log(ltc, now=now)
         return self.checkpoints[ltc.tp]
 
 

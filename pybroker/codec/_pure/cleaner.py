@@ -111,7 +111,7 @@ class OffsetMap:
         if not 0 < load_factor <= 1:
             raise ValueError(f"load factor {load_factor} is not in (0, 1]")
         self.slots = memory // SLOT_SIZE
-        self.max_entries = int(self.slots * load_factor)
+        self.max_entries = min(int(self.slots * load_factor), self.slots - 1)  # one slot stays empty
         if self.max_entries < 1:
             raise ValueError(f"{memory} bytes of offset map hold no key: increase "
                              f"log.cleaner.dedupe.buffer.size or decrease log.cleaner.threads")
@@ -135,7 +135,7 @@ class OffsetMap:
         return self.size >= self.max_entries
 
     def put_hash(self, h, offset):
-        if h not in self._table and (self.size >= self.max_entries or self.size + 1 >= self.slots):
+        if h not in self._table and self.size >= self.max_entries:
             return False
         self._table[h] = offset
         if offset > self.latest_offset:
@@ -410,9 +410,8 @@ def _map_records(m, buf, b, start_offset, base_position, max_size):
         for r in _records(blob, start, end, b.count):
             offset = b.base_offset + r.offset_delta
             if r.key is not None and offset >= start_offset:
-                if m.full():
+                if m.full() or not m.put_hash(hash_key(r.key), offset):
                     return True
-                m.put_hash(hash_key(r.key), offset)
     except _Fail as exc:
         if codec:
             raise InvalidRecordError(f"{_REASONS[exc.kind]} (decompressed batch)",
