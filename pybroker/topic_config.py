@@ -246,9 +246,13 @@ def parse_value(type_, choices, value: str) -> str:
 
 def _bounds(d, num):
     if d.at_least is not None and num < d.at_least:
-        raise ValueError(f"Value must be at least {d.at_least:g}")
+        raise ValueError(f"Value must be at least {_number(d.at_least)}")
     if d.at_most is not None and num > d.at_most:
-        raise ValueError(f"Value must be no more than {d.at_most:g}")
+        raise ValueError(f"Value must be no more than {_number(d.at_most)}")
+
+
+def _number(x):
+    return int(x) if float(x).is_integer() else x
 
 
 def validate_set(configs: dict) -> None:
