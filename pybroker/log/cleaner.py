@@ -81,30 +81,32 @@ class CleanerConfig:
 
 
 class Throttler:
-    """Keeps a byte rate by sleeping the calling (worker) thread (Kafka's Throttler)."""
+    """Keeps a byte rate by sleeping the calling worker thread (Kafka's Throttler). One per
+    cleaner, shared by its threads: the rate is the cleaner's total I/O. The budget is
+    recomputed over windows of `window` seconds, so an idle period earns no burst credit."""
 
-    def __init__(self, rate, clock=time.monotonic, sleep=time.sleep, check_interval=0.05):
+    def __init__(self, rate, clock=time.monotonic, sleep=time.sleep, window=1.0):
         self.rate = rate
         self.clock = clock
         self.sleep = sleep
-        self.check_interval = check_interval
+        self.window = window
         self.period_start = clock()
         self.observed = 0
         self.slept = 0.0
+        self._lock = threading.Lock()
 
     def maybe_throttle(self, nbytes):
-        if self.rate >= 1e300:
+        if self.rate >= 1e300 or nbytes <= 0:
             return
-        self.observed += nbytes
-        elapsed = self.clock() - self.period_start
-        if elapsed < self.check_interval:
-            return
-        wanted = self.observed / self.rate
-        if wanted > elapsed:
-            self.sleep(wanted - elapsed)
-            self.slept += wanted - elapsed
-        self.period_start = self.clock()
-        self.observed = 0
+        with self._lock:
+            now = self.clock()
+            if now - self.period_start > self.window:
+                self.period_start, self.observed = now, 0
+            self.observed += nbytes
+            delay = self.observed / self.rate - (now - self.period_start)
+        if delay > 0:
+            self.sleep(delay)
+            self.slept += delay
 
 
 class CleaningAborted(Exception):
@@ -222,6 +224,7 @@ class LogCleaner:
         self._checkpoint_lock = threading.Lock()
         self._maps = []
         self._schedule = manager._schedule          # delayed deletes of replaced segments
+        self.throttler = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -352,7 +355,7 @@ class LogCleaner:
         t0 = time.monotonic()
         m = self._map(slot)
         now = self.clock() if now is None else now
-        job = _Job(ltc, log, self.config, now)
+        job = _Job(ltc, log, self.config, now, self._throttler())
         try:
             job.open_readers()
             end_offset = await loop.run_in_executor(self._executor, job.build_map, m)
@@ -377,6 +380,12 @@ class LogCleaner:
             self.stats.bytes_read += job.bytes_read
             self.stats.bytes_written += job.bytes_written
             self.stats.seconds += time.monotonic() - t0
+
+    def _throttler(self):
+        rate = self.config.max_io_bytes_per_second
+        if self.throttler is None or self.throttler.rate != rate:
+            self.throttler = Throttler(rate)
+        return self.throttler
 
     def _check(self, ltc):
         if ltc.aborted or self._stopping or ltc.log.offline_error is not None or \
@@ -480,14 +489,14 @@ class _Cleaned:
 
 
 class _Job:
-    def __init__(self, ltc, log, config, now):
+    def __init__(self, ltc, log, config, now, throttler=None):
         self.ltc = ltc
         self.log = log
         self.config = config
         self.log_config = log.config
         self.now = now
         self.segments = [s for s in log.segments[:-1] if s.base_offset < ltc.first_uncleanable]
-        self.throttler = Throttler(config.max_io_bytes_per_second)
+        self.throttler = throttler or Throttler(config.max_io_bytes_per_second)
         self.bytes_read = 0
         self.bytes_written = 0
         self._readers = None

@@ -207,6 +207,9 @@ class LogManager:
         if log is not None:
             if topic_id is not None and log.topic_id is None:
                 log.assign_topic_id(topic_id)
+            if config is not None:          # a log loaded at startup takes its topic's configs
+                self.topic_configs[topic] = config
+                log.config = config
             return log
         if config is not None:
             self.topic_configs[topic] = config

@@ -30,7 +30,8 @@ from rawclient import RawClient  # noqa: E402
 
 WAIT = 20.0
 FAST = {"log.retention.check.interval.ms": 100, "log.initial.task.delay.ms": 0,
-        "log.cleaner.backoff.ms": 100, "log.segment.delete.delay.ms": 100}
+        "log.cleaner.backoff.ms": 100, "log.segment.delete.delay.ms": 100,
+        "log.cleaner.dedupe.buffer.size": 8 << 20}
 ROOT = pathlib.Path(pybroker.__file__).resolve().parents[1]
 
 

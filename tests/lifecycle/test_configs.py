@@ -121,6 +121,7 @@ def test_broker_dynamic_defaults_precede_static_and_yield_to_topic_overrides(tmp
         d = describe(b.bootstrap_servers, TOPIC, plain)["retention.ms"]
         assert (d.value, d.config_source) == ("555", tc.DYNAMIC_BROKER_CONFIG)
         assert live_config(b, plain).retention_ms == 555
+        assert live_config(b, custom).retention_ms == 77     # topic overrides reach loaded logs
         assert b.broker.state.replicas.logs.cleaner.config.threads == 2
         assert incremental(b.bootstrap_servers, BROKER, "1", [("log.retention.ms", DELETE, None)]) == (0, None)
         assert live_config(b, plain).retention_ms == 12345
