@@ -678,8 +678,8 @@ class _Job:
         log._bases[i:i + len(group)] = [new.base_offset]
         if log.dir_path is not None:
             delay = log.config.file_delete_delay_ms / 1000.0
-            for seg in group:
-                schedule(delay, seg.delete_if_exists)
+            for seg in group:                 # closed and unlinked on the writer thread
+                schedule(delay, lambda s=seg: log.writer.submit_call(s.delete_if_exists, log._io_done))
 
 
 def _point_at_deleted(seg):

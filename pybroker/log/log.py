@@ -587,12 +587,12 @@ class Log:
         self._bases.remove(seg.base_offset)
         seg.change_file_suffixes("", DELETED_SUFFIX)
 
-        def delete():
-            seg.delete_if_exists()
+        def delete():                     # the unlinks run on the writer, never on the loop
+            self.writer.submit_call(seg.delete_if_exists, self._io_done)
         if self.scheduler is not None and self.dir_path is not None:
             self.scheduler(self.config.file_delete_delay_ms / 1000.0, delete)
         else:
-            delete()
+            seg.delete_if_exists()
 
     # ---- truncation ---------------------------------------------------------------------------
 
