@@ -21,6 +21,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import os
 import socket
 import time
 
@@ -61,6 +62,9 @@ class Connection(asyncio.BufferedProtocol):
         self.task = None
         self.context = {}  # per-connection state for handlers (e.g. SASL, client software)
         self.sendfile_fd = -1  # the socket's fd when responses may use sendfile (plaintext)
+        self._unsent = None      # the rest of a response, waiting until the socket takes more
+        self._writable_fd = -1   # a dup of the socket to watch for writability (the transport
+                                 # owns the socket's own fd in the event loop)
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport):
@@ -76,6 +80,7 @@ class Connection(asyncio.BufferedProtocol):
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
+        self._drop_unsent()
         self._frame = None
         self._start = self._end = 0
         self.write_paused = False
@@ -163,7 +168,7 @@ class Connection(asyncio.BufferedProtocol):
     # -- request processing -----------------------------------------------------------------
     def process(self):
         """Handle queued frames in order until one needs to wait or the writer is saturated."""
-        while self.pending and not self.write_paused and not self.closed:
+        while self.pending and not self.write_paused and self._unsent is None and not self.closed:
             frame = self.pending.popleft()
             try:
                 result = self.dispatcher(self, frame)
@@ -205,9 +210,41 @@ class Connection(asyncio.BufferedProtocol):
         if self.peer_closed:
             return
         if isinstance(response, list):
-            write_parts(self.transport, response, self.sendfile_fd)
+            self._write_parts(response)
         else:
             self.transport.write(response)
+
+    def _write_parts(self, parts):
+        """Write a response of bytes and file regions; when the socket stops taking a region
+        mid-sendfile, wait until it is writable and go on (no other request is handled, and so
+        nothing else written, until the response is out)."""
+        rest = write_parts(self.transport, parts, self.sendfile_fd)
+        if rest is None:
+            if self._unsent is not None:
+                self._unsent = None
+                asyncio.get_running_loop().remove_writer(self._writable_fd)
+                if not self.busy:
+                    self.process()
+            return
+        if self._unsent is None:
+            if self._writable_fd < 0:
+                self._writable_fd = os.dup(self.sendfile_fd)
+            asyncio.get_running_loop().add_writer(self._writable_fd, self._resume_parts)
+        self._unsent = rest
+
+    def _resume_parts(self):
+        if self.closed or self.peer_closed:
+            self._drop_unsent()
+            return
+        self._write_parts(self._unsent)
+
+    def _drop_unsent(self):
+        if self._unsent is not None:
+            self._unsent = None
+            asyncio.get_running_loop().remove_writer(self._writable_fd)
+        if self._writable_fd >= 0:
+            os.close(self._writable_fd)
+            self._writable_fd = -1
 
     def _maybe_resume_reading(self):
         if self.read_paused and len(self.pending) < self.max_queued // 2 and not self.closed:
