@@ -2,6 +2,7 @@
 """A/B of the broker's own cost for produce and fetch: two (or more) pybroker trees, one run.
 
     python bench/broker_ab.py --tree before=/tmp/pb-before --tree after=. [--fetch] [--reps 4]
+        [--tree NAME=PATH@KEY=VALUE@KEY=VALUE ...]   (per-tree `pybroker serve` overrides)
         [--shape SIZE:PARTITIONS:RECORDS,...] [--requests 300] [--window 5]
         [--override KEY=VALUE ...] [--spy perf|py-spy|strace --spy-dir DIR]
 
@@ -206,7 +207,8 @@ class Spy:
 
 
 def run_tree(tree, args, shapes, tag):
-    server = Server(tree, args.override)
+    tree, *own = tree.split("@")
+    server = Server(os.path.abspath(tree), args.override + own)
     pid, out = server.process.pid, {}
     try:
         for size, partitions, records in shapes:
@@ -268,7 +270,7 @@ def main(argv=None):
     results = {name: [] for name, _ in trees}
     for rep in range(args.reps):
         for name, path in (trees if rep % 2 == 0 else trees[::-1]):
-            r = run_tree(os.path.abspath(path), args, shapes, f"{name}{rep}")
+            r = run_tree(path, args, shapes, f"{name}{rep}")
             results[name].append(r)
             print(rep, name, json.dumps(r, default=lambda v: round(v, 3)), flush=True)
     with open("/proc/loadavg") as f:
