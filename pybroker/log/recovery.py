@@ -108,6 +108,7 @@ class LogLoader:
                     swaps.append(name)
                 else:
                     os.unlink(path)  # index swap files are rebuilt from the log
+                    self._note(f"deleted temporary file {name}")
         for name in swaps:
             self._complete_swap(name)
 

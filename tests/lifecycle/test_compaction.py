@@ -158,13 +158,17 @@ def test_kill_9_in_the_middle_of_a_clean_loses_nothing(serve):
     got = consume_all(s.bootstrap, topic)
     seen = {k: v for k, v in view(got).items() if not k.startswith(b"zz-")}
     assert seen == final
-    assert not [n for n in os.listdir(part) if n.endswith((".cleaned", ".swap"))]
+    recovered = s.err.read_text()                       # recovery removed or completed them
+    assert all(f"deleted temporary file {n}" in recovered or
+               f"completed interrupted swap of {n}" in recovered
+               for n in leftovers if n.endswith((".cleaned", ".swap"))), recovered[-2000:]
     end = max(o for o, _, _ in got)
     wait_until(lambda: _checkpoint(s.data_dir, topic) >= end, timeout=60,
                what="cleaning to complete after the restart")
     got = consume_all(s.bootstrap, topic)
     assert {k: v for k, v in view(got).items() if not k.startswith(b"zz-")} == final
     assert s.stop() == 0
+    assert not [n for n in os.listdir(part) if n.endswith((".cleaned", ".swap"))]
     import subprocess
     import sys
     out = subprocess.run([sys.executable, "-m", "pybroker", "verify-log", str(s.data_dir)],
