@@ -175,7 +175,8 @@ def test_compaction_keeps_exactly_the_latest_value_of_every_key(storage, tmp_pat
     put(log, [(b"another", b"write")])                  # new dirty data: the next round
     log.roll()
     expected[b"another"] = b"write"
-    mgr.cleaner.clean_now("c", 0, now=NOW + 10_000)     # past every tombstone's horizon
+    later = int(time.time() * 1000) + 10_000            # past every tombstone's horizon
+    mgr.cleaner.clean_now("c", 0, now=later)
     check_compacted(log, expected, tombstones_gone=True)
     log.verify()
     if storage == "disk":
