@@ -216,7 +216,6 @@ class LogCleaner:
         self.in_progress = {}           # (topic, partition) -> LogToClean
         self.uncleanable = {}           # (topic, partition) -> reason
         self.stats = CleanerStats()
-        self.latest_delete_horizon = {}
         self._tasks = []
         self._executor = None
         self._wake = None
@@ -371,7 +370,6 @@ class LogCleaner:
                 if self._gone(ltc):          # deleted meanwhile: nothing left to swap into
                     raise CleaningAborted()
                 job.swap(group, cleaned, self._schedule)
-            self.latest_delete_horizon[ltc.tp] = sc.latest_delete_horizon
             self.stats.messages_read += sc.messages_read
             self.stats.messages_retained += sc.messages_retained
             self._done(ltc, end_offset, job)
@@ -586,7 +584,8 @@ class _Job:
             while segs and log_size + segs[0].size <= max_size and \
                     oi + segs[0].offset_index.size_in_bytes <= max_index and \
                     ti + segs[0].time_index.size_in_bytes <= max_index and \
-                    (segs[0].size == 0 or self._last_offset_estimate(segs) - group[0].base_offset <= _INT32_MAX):
+                    (segs[0].size == 0 or
+                     self._last_offset_estimate(segs) - group[0].base_offset <= _INT32_MAX):
                 log_size += segs[0].size
                 oi += segs[0].offset_index.size_in_bytes
                 ti += segs[0].time_index.size_in_bytes

@@ -107,8 +107,8 @@ def _check_max_timestamp(config, batch, now):
     lo, hi = _bounds(config, now)
     ts = batch.max_timestamp
     if ts != -1 and not lo <= ts <= hi:
-        raise RecordPolicyError(INVALID_TIMESTAMP, _timestamp_message(ts, batch.last_offset_delta, lo, hi),
-                                [(batch.last_offset_delta, _timestamp_message(ts, batch.last_offset_delta, lo, hi))])
+        message = _timestamp_message(ts, batch.last_offset_delta, lo, hi)
+        raise RecordPolicyError(INVALID_TIMESTAMP, message, [(batch.last_offset_delta, message)])
 
 
 # ---- per-record checks --------------------------------------------------------------------------

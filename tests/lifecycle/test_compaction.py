@@ -9,8 +9,6 @@ import os
 import threading
 import time
 
-import pytest
-
 from lifecycle_helpers import (FAST, consume_all, create_topic, incremental, now_ms, produce, raw,
                                unique, wait_until)
 from pybroker.codec import messages as m
