@@ -359,7 +359,7 @@ class LogCleaner:
             job.open_readers()
             end_offset = await loop.run_in_executor(self._executor, job.build_map, m)
             if end_offset <= log.log_start_offset or not job.segments_below(end_offset):
-                self._done(ltc, max(end_offset, ltc.first_dirty), job)
+                await self._done(ltc, max(end_offset, ltc.first_dirty))
                 return
             txn = _core.TxnMetadata(log_aborted_transactions(log, log.log_start_offset, end_offset))
             sc = _core.SegmentCleaner(m, now, log.config.delete_retention_ms,
@@ -372,7 +372,7 @@ class LogCleaner:
                 job.swap(group, cleaned, self._schedule)
             self.stats.messages_read += sc.messages_read
             self.stats.messages_retained += sc.messages_retained
-            self._done(ltc, end_offset, job)
+            await self._done(ltc, end_offset)
         finally:
             job.close()
             self.stats.bytes_read += job.bytes_read
@@ -400,17 +400,20 @@ class LogCleaner:
             m = self._maps[slot] = _core.OffsetMap(want, self.config.io_buffer_load_factor)
         return m
 
-    def _done(self, ltc, end_offset, job):
+    async def _done(self, ltc, end_offset):
+        """Record the round's end; the checkpoint file (write, fsync, rename, fsync of the dir)
+        is written by a worker thread, never on the loop."""
         self.stats.rounds += 1
         self.checkpoints[ltc.tp] = end_offset
-        self.write_checkpoint(self.manager.log_dirs_of.get(ltc.tp))
+        d = self.manager.log_dirs_of.get(ltc.tp)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.write_checkpoint, d)
 
     def write_checkpoint(self, d):
         """cleaner-offset-checkpoint of one log dir (the logs it holds), written atomically."""
         if d is None or not d.online:
             return
         with self._checkpoint_lock:
-            offsets = {tp: o for tp, o in self.checkpoints.items()
+            offsets = {tp: o for tp, o in list(self.checkpoints.items())
                        if self.manager.log_dirs_of.get(tp) is d}
             OffsetCheckpointFile(os.path.join(d.path, CLEANER_OFFSET_CHECKPOINT)).write(offsets)
 
