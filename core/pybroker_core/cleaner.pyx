@@ -265,7 +265,11 @@ cdef class OffsetMap:
         self.bump_latest(offset)
 
     def clear(self):
-        memset(self.table, 0, self.slots * sizeof(Slot))
+        """Empty the map (tens of MiB: the memset runs without the GIL)."""
+        cdef size_t n = self.slots * sizeof(Slot)
+        if self.size:
+            with nogil:
+                memset(self.table, 0, n)
         self.size = 0
         self.latest_offset = -1
 
