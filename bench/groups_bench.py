@@ -2,7 +2,11 @@
 ``pybroker serve`` subprocess and Apache Kafka (bench/kafka_ref.py) in the same run.
 
     python bench/groups_bench.py [--brokers pybroker,kafka] [--profiles fast,default]
-                                 [--repeat N] [--seconds S] [--partitions P] [--members M]
+                                 [--repeat N] [--commit-repeat N] [--seconds S] [--trace]
+                                 [--pybroker-tree DIR]
+
+About 4.5 minutes with both brokers and both profiles (Kafka starts twice, ~10 s each);
+``--profiles fast`` takes about 2.5. asv twin: benchmarks/bench_groups.py (pybroker only).
 
 Measured, for group.protocol=classic and group.protocol=consumer (KIP-848):
   1. stabilisation of an M-member group (default 10) subscribed to one P-partition topic
@@ -14,10 +18,15 @@ Measured, for group.protocol=classic and group.protocol=consumer (KIP-848):
      Ownership is tracked in the clients' rebalance callbacks (on_assign adds, on_revoke/on_lost
      remove), timestamped when each callback runs; the stable time is the last such change.
      Each member polls in its own thread (poll(0.05)); librdkafka releases the GIL while polling.
-  2. offset commits per second (OffsetCommit of one partition's offset per call) for S seconds:
-     synchronous commits from 1 member and from M members (one thread each, each committing its
-     own partitions), and asynchronous commits from 1 and from M members with at most 64
-     unacknowledged commits per member (rate = acknowledged commits / s).
+     A fresh group (and topic) per run; runs alternate between the brokers.
+  2. offset commits per second (OffsetCommit of one partition's offset per call): synchronous
+     commits from 1 member and from M members (one thread each, each committing its own
+     partitions), and asynchronous commits with at most ASYNC_WINDOW unacknowledged per member
+     (rate = acknowledged commits / s). Each cell is measured --commit-repeat times, alternating
+     between the brokers so that both see the same background load; the median is shown, with the
+     broker's and this client process's CPU time per commit (/proc). After each sync run every
+     member reads its partitions' committed offsets back (OffsetFetch) and checks them against the
+     last commit acknowledged; a mismatch counts as a failed commit.
 
 Broker profiles (server-side settings; everything else is the broker's default):
   fast     group.initial.rebalance.delay.ms=0, group.consumer.heartbeat.interval.ms=500
@@ -29,8 +38,11 @@ heartbeat.interval.ms=3000, partition.assignment.strategy=range,roundrobin) exce
 enable.auto.commit=false. Commits run in the fast profile only (the group settings do not enter
 the commit path).
 
-The client runs in this process, each broker in its own process; the machine is shared and
-noisy: compare columns of one run, not runs.
+``--pybroker-tree DIR`` runs the broker from another checkout, e.g. a ``git archive HEAD``
+export with core/pybroker_core built, when the shared tree holds someone's work in progress.
+
+The client runs in this process, each broker in its own process, all on a shared 2-core machine:
+compare columns of one run, not runs.
 """
 from __future__ import annotations
 
@@ -358,6 +370,7 @@ def stabilisation_run(bootstrap: str, protocol: str, name: str, args, result: di
 # --- 2. commits --------------------------------------------------------------------------------------
 
 def sync_commit_task(member: Member, partitions: list[int], counter: list):
+    """One synchronous commit per call; task.last maps partition -> last offset acknowledged."""
     state = {"i": 0}
 
     def task():
@@ -367,10 +380,45 @@ def sync_commit_task(member: Member, partitions: list[int], counter: list):
         try:
             member.consumer.commit(offsets=[tp], asynchronous=False)
             counter[0] += 1
+            task.last[tp.partition] = tp.offset
         except confluent_kafka.KafkaException as exc:
             member.commit_errors += 1
             member.view.errors.append(f"member {member.key}: {exc}")
             time.sleep(0.01)
+    task.last = {}
+    return task
+
+
+def verify_committed(run: GroupRun, tasks: dict) -> int:
+    """Partitions whose committed offset (OffsetFetch) is not the last one a sync commit had
+    acknowledged: the commits counted must have been stored. Each member checks its own, on its
+    own thread (a consumer is not called from two threads at once)."""
+    checks = {}
+    for m in run.members:
+        checks[m.key] = check = {"done": threading.Event(), "wrong": []}
+        m.task = _verify_task(m, tasks[m.key].last, check)
+    wrong = 0
+    for m in run.members:
+        if not checks[m.key]["done"].wait(30):
+            checks[m.key]["wrong"].append("no OffsetFetch answer within 30 s")
+        wrong += len(checks[m.key]["wrong"])
+        run.view.errors += [f"member {m.key}: {w}" for w in checks[m.key]["wrong"]]
+    return wrong
+
+
+def _verify_task(member: Member, last: dict, check: dict):
+    def task():
+        member.task = member._poll
+        try:
+            tps = [TopicPartition(member.topic, p) for p in sorted(last)]
+            for tp in member.consumer.committed(tps, timeout=10):
+                if tp.error is not None or tp.offset != last[tp.partition]:
+                    check["wrong"].append(f"p{tp.partition} committed {tp.offset}, expected "
+                                          f"{last[tp.partition]} ({tp.error})")
+        except confluent_kafka.KafkaException as exc:
+            check["wrong"].append(f"OffsetFetch failed: {exc}")
+        finally:
+            check["done"].set()
     return task
 
 
@@ -396,10 +444,12 @@ def commit_rate(run: GroupRun, mode: str, seconds: float, warmup: float, broker_
     (client) process spent per commit in that window."""
     time.sleep(DRAIN_SECONDS)                # callbacks of earlier commits are served first
     counters = {m.key: [0] for m in run.members}
+    tasks = {}
     for m in run.members:
         parts = m.owned()
-        m.task = (sync_commit_task(m, parts, counters[m.key]) if mode == "sync"
-                  else async_commit_task(m, parts))
+        tasks[m.key] = (sync_commit_task(m, parts, counters[m.key]) if mode == "sync"
+                        else async_commit_task(m, parts))
+        m.task = tasks[m.key]
     time.sleep(warmup)
     before = _commit_counts(run, counters, mode, broker_pid)
     time.sleep(seconds)
@@ -407,6 +457,8 @@ def commit_rate(run: GroupRun, mode: str, seconds: float, warmup: float, broker_
     for m in run.members:
         m.task = m._poll
     done, failed, broker_cpu, client_cpu = (a - b for a, b in zip(after, before))
+    if mode == "sync":
+        failed += verify_committed(run, tasks)
     per = (lambda cpu: cpu / done * 1e6 if done else None)
     return {"rate": done / seconds, "errors": failed,
             "broker_us": per(broker_cpu) if broker_pid else None, "client_us": per(client_cpu)}
