@@ -136,8 +136,14 @@ def free_port() -> int:
 
 
 def random_cluster_id() -> str:
-    """A Kafka Uuid as its tools print it: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    """A Kafka Uuid as its tools print it: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's Uuid.randomUuid(), never one that starts with "-": the tools' argument parser
+    would read it as an option (1 run in 64 failed to format before this)."""
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def api_versions_probe(host: str, port: int, timeout: float = 2.0) -> bool:

@@ -36,8 +36,9 @@ def parse_args(argv=None):
     p.add_argument("--e2e-rate", type=float, default=None,
                    help="fixed latency-run rate in msgs/s for both brokers (default: half of Kafka's "
                         "librdkafka produce rate in the same cell)")
-    p.add_argument("--e2e-rate-cap", type=float, default=50_000,
-                   help="upper bound on the derived rate (what one Python producer paces reliably)")
+    p.add_argument("--e2e-rate-cap", type=float, default=150_000,
+                   help="upper bound on the derived rate (one Python producer paced 130k 1 KiB msgs/s "
+                        "here with p99 21 ms against pybroker)")
     p.add_argument("--e2e-fallback-rate", type=float, default=5_000,
                    help="rate used when Kafka's figure for the cell is missing")
     p.add_argument("--pybroker-override", action="append", default=[], metavar="KEY=VALUE",

@@ -3,6 +3,7 @@
 report's ratios. Run: ``python -m pytest bench/e2e``."""
 from __future__ import annotations
 
+import base64
 import os
 import pathlib
 import shutil
@@ -15,6 +16,7 @@ import pytest
 
 from e2e import java_perf, matrix, procstat, rdkafka_driver, report
 from e2e.targets import Target, TargetStartError
+import kafka_ref
 
 BENCH = pathlib.Path(__file__).resolve().parents[1]
 
@@ -109,8 +111,8 @@ def test_driver_rejects_unknown_options():
 
 def test_messages_per_run_follow_budget_and_cap():
     p = matrix.quick_profile()
-    assert p.messages(matrix.Cell(1024, 1, "1", "none")) == (64 << 20) // 1024
-    assert p.messages(matrix.Cell(100, 1, "1", "none")) == 400_000
+    assert p.messages(matrix.Cell(1024, 1, "1", "none")) == (1 << 30) // 1024
+    assert p.messages(matrix.Cell(100, 1, "1", "none")) == 2_000_000
     assert {c.id for c in p.cells} >= {"1024B-1p-acks1-none", "1024B-16p-acks1-none"}
     assert len(matrix.full_profile().cells) == 36
 
@@ -362,3 +364,12 @@ def test_driver_latency_at_a_fixed_rate(broker):
     assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"] <= r["max_ms"] < 5000
     assert 300 <= r["achieved_rate"] <= 420
     assert r["cdf"][-1] == [1.0, r["max_ms"]]
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch):
+    # the first 16 random bytes encode to "-..." (0xf8 -> '-' in URL-safe base64); the second do not
+    draws = iter([b"\xf8" + bytes(15), b"\x01" * 16])
+    monkeypatch.setattr(kafka_ref.os, "urandom", lambda n: next(draws))
+    cid = kafka_ref.random_cluster_id()
+    assert not cid.startswith("-") and len(cid) == 22
+    assert base64.urlsafe_b64decode(cid + "==") == b"\x01" * 16
