@@ -296,6 +296,7 @@ def test_report_lists_a_failed_workload_and_leaves_its_ratio_out():
 
 
 def test_plots_are_written(tmp_path):
+    pytest.importorskip("matplotlib")  # the bench extra; CI installs the test extra only
     made = report.plot_all(_fake_data(), tmp_path)
     assert [p.name for p in made] == ["latency_cdf.png"]  # one cell: no throughput curve to draw
     assert made[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -373,3 +374,21 @@ def test_cluster_ids_never_start_with_a_dash(monkeypatch):
     cid = kafka_ref.random_cluster_id()
     assert not cid.startswith("-") and len(cid) == 22
     assert base64.urlsafe_b64decode(cid + "==") == b"\x01" * 16
+
+
+def test_pybroker_target_runs_kafkas_reference_settings():
+    # every setting the Kafka reference sets that pybroker knows, beyond where to listen and
+    # store, must have the same value on the pybroker target (its default or an override)
+    from e2e.targets import PybrokerTarget
+    from pybroker.config import KEYS, BrokerConfig
+
+    placement = {"process.roles", "node.id", "listeners", "advertised.listeners",
+                 "listener.security.protocol.map", "log.dirs", "log.dir"}
+    ref = kafka_ref.KafkaReference(libs=pathlib.Path("."), workdir="/nonexistent")
+    target = PybrokerTarget()
+    target.port, target.workdir = 1, pathlib.Path("/nonexistent")
+    ours = BrokerConfig(target.server_overrides())
+    shared = {k: v for k, v in ref.server_properties().items() if k in KEYS and k not in placement}
+    assert "group.initial.rebalance.delay.ms" in shared
+    for key, value in shared.items():
+        assert ours[key] == KEYS[key].validate(value), key
