@@ -120,7 +120,11 @@ class Partition:
         except LogError as exc:
             raise PartitionError(exc.error_code, str(exc)) from exc
         records = info.records
-        size = len(records)
+        # The first batch did not fit what is left of the response (min_one is off once an
+        # earlier partition returned data): send nothing rather than a cut batch, as Kafka does
+        # for Fetch v3+. A partition holding only a partial batch makes the Java consumer fail
+        # ("Failed to make progress ... no complete records were found").
+        size = 0 if info.first_entry_incomplete else len(records)
         if size and not isinstance(records, (bytes, bytearray, memoryview)):
             records = FileRegion(records, records.position, size)  # sent with sendfile
         return PartitionRead(records if size else b"", size, self.log.high_watermark,

@@ -309,3 +309,39 @@ def test_topic_ids_for_metadata_fetch_and_delete(bootstrap, topic):
         md = c.request(3, 12, m.MetadataRequest(topics=[m.MetadataRequest.MetadataRequestTopic(
             name=topic)], allow_auto_topic_creation=False))
         assert md.topics[0].error_code == UNKNOWN_TOPIC_OR_PARTITION
+
+
+# -- fetch size limits (KIP-74) -------------------------------------------------------------------
+
+def test_fetch_never_returns_a_partition_holding_only_a_cut_batch(bootstrap, topic):
+    # three partitions, one ~10 KB batch each; the response limit fits one and a half of them.
+    # The first partition's batch comes whole; the second's does not fit what is left, so it
+    # comes back empty, as Kafka sends it (a cut first batch makes the Java consumer fail:
+    # "Failed to make progress ... no complete records were found").
+    create_topic(bootstrap, topic, partitions=3)
+    value = b"v" * 10_000
+    with RawClient(bootstrap) as c:
+        for p in range(3):
+            assert produce_one(c, topic, p, batch([value])).error_code == NONE
+        F = m.FetchRequest
+
+        def fetch(max_bytes):
+            resp = c.request(1, 12, F(max_wait_ms=0, min_bytes=0, max_bytes=max_bytes, topics=[
+                F.FetchTopic(topic=topic, partitions=[
+                    F.FetchPartition(partition=p, fetch_offset=0, partition_max_bytes=1 << 20)
+                    for p in range(3)])]))
+            return {pd.partition_index: bytes(pd.records or b"")
+                    for pd in resp.responses[0].partitions}
+
+        got = fetch(15_000)
+        values = [[r.value for b in iter_batches(got[p]) for r in b.records()] for p in range(3)]
+        assert values[0] == [value]
+        assert got[1] == b"" and got[2] == b"", (len(got[1]), len(got[2]))
+        # a first batch larger than the whole limit still comes whole (KIP-74), the rest empty
+        got = fetch(100)
+        assert [r.value for b in iter_batches(got[0]) for r in b.records()] == [value]
+        assert got[1] == b"" and got[2] == b""
+        # with room for all three, all three come whole
+        got = fetch(1 << 20)
+        assert all([r.value for b in iter_batches(got[p]) for r in b.records()] == [value]
+                   for p in range(3))
