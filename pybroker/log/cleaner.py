@@ -222,7 +222,7 @@ class LogCleaner:
         self._stopping = False
         self._checkpoint_lock = threading.Lock()
         self._maps = []
-        self._schedule = manager._schedule          # delayed deletes of replaced segments
+        self._schedule = manager._delete_later      # delayed deletes of replaced segments
         self.throttler = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -427,11 +427,11 @@ class LogCleaner:
         now = self.clock() if now is None else now
         ltc = to_clean(tp, log, self.checkpoints.get(tp), now)
         self.in_progress[tp] = ltc
-        self._schedule = lambda delay, fn: fn()      # no loop outlives this call
+        self._schedule = lambda delay, fn, writer=None, on_error=None: fn()  # no loop outlives this call
         try:
             return asyncio.run(self._clean_inline(ltc, now))
         finally:
-            self._schedule = self.manager._schedule
+            self._schedule = self.manager._delete_later
             self.in_progress.pop(tp, None)
 
     async def _clean_inline(self, ltc, now):
@@ -680,8 +680,8 @@ class _Job:
         log._bases[i:i + len(group)] = [new.base_offset]
         if log.dir_path is not None:
             delay = log.config.file_delete_delay_ms / 1000.0
-            for seg in group:                 # closed and unlinked on the writer thread
-                schedule(delay, lambda s=seg: log.writer.submit_call(s.delete_if_exists, log._io_done))
+            for seg in group:                 # closed and unlinked on the reaper thread
+                schedule(delay, seg.delete_if_exists, log.writer, log._io_done)
 
 
 def _point_at_deleted(seg):

@@ -82,7 +82,7 @@ class Log:
         self.clock = clock
         self.replicated = replicated
         self.on_offline = on_offline
-        self.scheduler = scheduler        # callable(delay_s, fn) for delayed file deletes, or None
+        self.scheduler = scheduler        # callable(delay_s, fn, writer, on_error): delayed deletes
         self.segments = loaded.segments
         self._bases = [s.base_offset for s in self.segments]
         self.log_start_offset = loaded.log_start_offset
@@ -587,10 +587,10 @@ class Log:
         self._bases.remove(seg.base_offset)
         seg.change_file_suffixes("", DELETED_SUFFIX)
 
-        def delete():                     # the unlinks run on the writer, never on the loop
-            self.writer.submit_call(seg.delete_if_exists, self._io_done)
         if self.scheduler is not None and self.dir_path is not None:
-            self.scheduler(self.config.file_delete_delay_ms / 1000.0, delete)
+            # closed and unlinked off the loop and off the writer (see LogManager._delete_later)
+            self.scheduler(self.config.file_delete_delay_ms / 1000.0, seg.delete_if_exists,
+                           self.writer, self._io_done)
         else:
             seg.delete_if_exists()
 

@@ -11,6 +11,7 @@ its logs answer KAFKA_STORAGE_ERROR; a log found corrupt at load is offline on i
 `storage="memory"` keeps every log in memory with the same interface (nothing touches a disk).
 """
 import asyncio
+import concurrent.futures
 import fcntl
 import logging
 import os
@@ -81,6 +82,8 @@ class LogManager:
         self.offline_logs = {}          # (topic, partition) -> KafkaStorageError
         self.topic_configs = {}         # topic -> LogConfig
         self._tasks = []
+        self._deletes = set()           # pending _delete_later jobs
+        self._reaper = None             # the thread that closes deleted files (made on first use)
         self._started = False
         self.cleaner = LogCleaner(self)
         if storage == "disk" and not self.dirs:
@@ -169,7 +172,7 @@ class LogManager:
                            had_clean_shutdown=d.had_clean_shutdown, recovery_point=recovery_point,
                            log_start_offset=log_start, writer=d.writer, clock=self.clock,
                            replicated=self.replicated, on_offline=self._on_log_offline,
-                           scheduler=self._schedule, verify=self.verify)
+                           scheduler=self._delete_later, verify=self.verify)
         except KafkaStorageError as exc:
             _log.error("partition %s-%s is offline: %s", tp[0], tp[1], exc)
             self.offline_logs[tp] = exc
@@ -224,7 +227,7 @@ class LogManager:
         try:
             log = Log.open(path, topic, partition, self.config_for(topic), writer=d.writer,
                            topic_id=topic_id, clock=self.clock, replicated=self.replicated,
-                           on_offline=self._on_log_offline, scheduler=self._schedule)
+                           on_offline=self._on_log_offline, scheduler=self._delete_later)
         except OSError as exc:
             self._dir_failed(d, exc)
             raise LogDirOfflineError(d.path, str(exc)) from exc
@@ -268,7 +271,7 @@ class LogManager:
         # the files are gone from the directory; their descriptors close after file.delete.delay.ms
         # so a fetch still sending a FileRegion of them never sees a reused descriptor
         log.offline_error = KafkaStorageError(f"{topic}-{partition} was deleted")
-        self._schedule(log.config.file_delete_delay_ms / 1000.0, log.close_files)
+        self._delete_later(log.config.file_delete_delay_ms / 1000.0, log.close_files, log.writer)
         if d is not None:
             await self._checkpoint_dir(d)
             if had_checkpoint:
@@ -370,13 +373,38 @@ class LogManager:
                 _log.error("background log task %s failed: %s", fn.__name__, exc)
             await asyncio.sleep(interval)
 
-    def _schedule(self, delay_s, fn):
+    def _delete_later(self, delay_s, fn, writer=None, on_error=None):
+        """Run fn — closing (and unlinking) the files of a deleted segment or log — after
+        delay_s, on the reaper thread, once every op submitted to `writer` before then is done.
+
+        Closing the last descriptor of a large unlinked file frees its page cache and extents
+        inside close() (0.1 s per GiB measured here): on the event loop that stalled every
+        client, on the writer every append queued behind it (e2e p99 0.5-1.4 s in the benchmark
+        cells that followed a topic deletion). Without a running loop fn runs at once."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             fn()
             return
-        loop.call_later(delay_s, fn)
+        if self._reaper is None:
+            self._reaper = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pybroker-file-reaper")
+
+        async def job():
+            await asyncio.sleep(delay_s)
+            try:
+                if writer is not None:
+                    await writer.adrain()
+                await loop.run_in_executor(self._reaper, fn)
+            except Exception as exc:  # noqa: BLE001 - an I/O error takes the log offline
+                if on_error is None:
+                    _log.error("deleting files failed: %s", exc)
+                else:
+                    on_error(exc)
+
+        task = loop.create_task(job())
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
 
     # ---- failures -----------------------------------------------------------------------------
 
@@ -406,9 +434,12 @@ class LogManager:
     async def shutdown(self):
         """Stop the cleaner, flush and close every log, write the checkpoints and
         `.kafka_cleanshutdown`."""
-        for task in self._tasks:
-            task.cancel()
+        for task in [*self._tasks, *self._deletes]:
+            task.cancel()           # a delete not yet run is redone at the next start-up
         self._tasks = []
+        if self._reaper is not None:
+            self._reaper.shutdown(wait=True)
+            self._reaper = None
         await self.cleaner.stop()
         for log in list(self.logs.values()):
             await log.close()

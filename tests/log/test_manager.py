@@ -2,6 +2,8 @@
 creation and deletion, restarts, offline dirs, and the in-memory storage through the same API."""
 import asyncio
 import os
+import threading
+import time
 
 import pytest
 
@@ -172,3 +174,51 @@ def test_background_tasks_checkpoint_periodically(tmp_path):
         assert cp == {("t", 0): 2} and log.flushed_offset == 2
         await mgr.shutdown()
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("writer", ["uring", "thread"])
+def test_closing_deleted_files_stalls_neither_the_loop_nor_appends(tmp_path, monkeypatch, writer):
+    # Closing the last descriptor of a big unlinked file frees its page cache inside close()
+    # (0.1 s per GiB). Stand-in: a close that takes 0.6 s. While the deleted topic's and the
+    # retention-deleted segment's files close, the loop keeps ticking and another log's appends
+    # complete, and the closes ran on the reaper thread.
+    from pybroker.log.file_records import FileRecords
+
+    slow_threads = []
+    real_close = FileRecords.close
+
+    def slow_close(self):
+        if self.fd >= 0 and self.path and ("-delete" in self.path or self.path.endswith(".deleted")):
+            slow_threads.append(threading.current_thread().name)
+            time.sleep(0.6)
+        real_close(self)
+    monkeypatch.setattr(FileRecords, "close", slow_close)
+
+    async def main():
+        cfg = LogConfig(segment_bytes=1000, retention_bytes=1500, file_delete_delay_ms=50)
+        mgr = LogManager([str(tmp_path / "a")], config=cfg, writer=writer)
+        mgr.startup()
+        doomed, aged, busy = (mgr.get_or_create_log(t, 0) for t in ("doomed", "aged", "busy"))
+        for i in range(6):
+            await doomed.append(batch(2, size=200, tag=i))
+            await aged.append(batch(2, size=200, tag=i))
+        assert await mgr.delete_log("doomed", 0)
+        assert aged.delete_old_segments() >= 1
+        loop = asyncio.get_running_loop()
+        worst_tick, worst_append, t_end = 0.0, 0.0, loop.time() + 1.5
+        i = 0
+        while loop.time() < t_end:
+            t0 = loop.time()
+            await asyncio.sleep(0.01)
+            worst_tick = max(worst_tick, loop.time() - t0 - 0.01)
+            t0 = loop.time()
+            await busy.append(batch(1, size=100, tag=i))
+            worst_append = max(worst_append, loop.time() - t0)
+            i += 1
+        await mgr.shutdown()
+        return worst_tick, worst_append
+
+    worst_tick, worst_append = asyncio.run(main())
+    assert len(slow_threads) >= 2, slow_threads                 # the log's and a segment's file
+    assert all(name.startswith("pybroker-file-reaper") for name in slow_threads), slow_threads
+    assert worst_tick < 0.3 and worst_append < 0.3, (worst_tick, worst_append)

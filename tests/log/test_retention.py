@@ -44,7 +44,7 @@ def test_delete_records_style_start_offset_deletes_without_retention(storage, tm
 def test_deleted_segments_are_renamed_then_removed_after_the_delay(tmp_path):
     scheduled = []
     cfg = LogConfig(segment_bytes=1000, retention_bytes=1500, file_delete_delay_ms=2500)
-    log = open_log("disk", tmp_path, cfg, scheduler=lambda delay, fn: scheduled.append((delay, fn)))
+    log = open_log("disk", tmp_path, cfg, scheduler=lambda delay, fn, writer, on_error: scheduled.append((delay, fn)))
     grow(log)
     region = log.read(0, 100).records                       # a fetch in flight on segment 0
     expected = region.tobytes()
