@@ -97,6 +97,7 @@ class Log:
         self._flushed_offset = self.recovery_point
         self._write_waiters = collections.deque()
         self._flush_waiters = collections.deque()
+        self._background_flushes = set()  # roll fsyncs running off the writer
         self.offline_error = None
         self.last_flush_ms = clock()
         self.topic_id = None
@@ -357,7 +358,7 @@ class Log:
         self._bases.append(new_offset)
         self.producer_state.update_map_end_offset(new_offset)
         self.producer_state.take_snapshot(write=self._queue_file_write)
-        self.flush_nowait(new_offset)
+        self.flush_nowait(new_offset, background=True)
         return seg
 
     def _new_segment(self, base_offset):
@@ -378,8 +379,14 @@ class Log:
             self._queue_file_write(os.path.join(self.dir_path, LEADER_EPOCH_CHECKPOINT),
                                    self.leader_epoch_cache.encode())
 
-    def flush_nowait(self, offset=None):
-        """Queue an fsync of every segment holding offsets in [recovery_point, offset)."""
+    def flush_nowait(self, offset=None, *, background=False):
+        """Queue an fsync of every segment holding offsets in [recovery_point, offset).
+
+        background=True (a roll, as Kafka's async flush of the old segment): the fsync runs on a
+        worker thread once the writes queued so far have completed, and the writer goes on
+        taking appends meanwhile. Through the writer, the fsync of a 1 GiB segment held every
+        append of the log dir behind it (e2e p99 ~0.45 s in each benchmark cell whose latency run
+        rolled a segment)."""
         target = self._next_offset if offset is None else min(offset, self._next_offset)
         if target <= self._flushed_offset:
             return
@@ -398,7 +405,30 @@ class Log:
                 self.recovery_point = max(self.recovery_point, target)
                 self.last_flush_ms = self.clock()
                 self._wake(self._flush_waiters, target)
+        if background and self.writer.is_async and self._flush_in_background(flush_all, done):
+            return
         self.writer.submit_call(flush_all, done)
+
+    def _flush_in_background(self, flush_all, done):
+        import asyncio
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+
+        async def run():
+            try:
+                await self.writer.adrain()      # the rolled segment's writes have all landed
+                await loop.run_in_executor(None, flush_all)
+            except Exception as exc:  # noqa: BLE001 - the log goes offline, as for any I/O error
+                done(exc)
+                return
+            done(None)
+
+        task = loop.create_task(run())
+        self._background_flushes.add(task)
+        task.add_done_callback(self._background_flushes.discard)
+        return True
 
     async def flush(self, offset=None):
         """fsync up to `offset` (default: everything appended) and advance the recovery point."""
@@ -650,6 +680,9 @@ class Log:
 
     async def close(self):
         """Drain the writer, snapshot producer state at the log end, flush, close the files."""
+        if self._background_flushes:
+            import asyncio
+            await asyncio.gather(*self._background_flushes, return_exceptions=True)
         if self.offline_error is None:
             await self.writer.adrain()
             self.flush_nowait()

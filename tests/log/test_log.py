@@ -2,6 +2,7 @@
 offsets by timestamp and epoch, truncation, retention, the async writer and its three offsets."""
 import asyncio
 import os
+import time
 
 import pytest
 
@@ -320,6 +321,50 @@ def test_slow_disk_does_not_block_the_event_loop(tmp_path, monkeypatch):
             assert elapsed >= 0.05 and queued_in < 0.04       # the write took 50 ms, queuing did not
             assert len(ticks) >= 10 and max(gaps) < 0.04      # the loop kept running meanwhile
             assert log.stable_offset == 6
+            await log.close()
+        finally:
+            writer.close()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["uring", "thread"])
+def test_a_rolls_fsync_does_not_hold_up_appends(tmp_path, monkeypatch, kind):
+    # Kafka flushes a rolled segment asynchronously. Stand-in for the fsync of a 1 GiB segment:
+    # one that takes 0.6 s. Appends to the new segment keep completing meanwhile, and the
+    # recovery point reaches the roll once the fsync is done.
+    from pybroker.log.file_records import FileRecords
+    from pybroker.log.uring_writer import new_writer
+
+    real_flush = FileRecords.flush
+    synced = []
+
+    def slow_flush(self):
+        time.sleep(0.6)
+        real_flush(self)
+        synced.append(self.path)
+    monkeypatch.setattr(FileRecords, "flush", slow_flush)
+
+    async def main():
+        writer = new_writer(kind)
+        try:
+            log = open_log("disk", tmp_path, LogConfig(segment_bytes=3000), writer=writer)
+            while len(log.segments) < 2:
+                await log.append(batch(2, size=700))
+            rolled_at = log.segments[1].base_offset
+            assert log.recovery_point < rolled_at
+            loop = asyncio.get_running_loop()
+            worst = 0.0
+            for i in range(20):
+                t0 = loop.time()
+                await log.append(batch(1, size=100, tag=i))
+                worst = max(worst, loop.time() - t0)
+            assert worst < 0.3, worst
+            assert not synced                              # the fsync was still running
+            for _ in range(100):
+                if log.recovery_point >= rolled_at:
+                    break
+                await asyncio.sleep(0.02)
+            assert log.recovery_point >= rolled_at and synced
             await log.close()
         finally:
             writer.close()
