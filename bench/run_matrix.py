@@ -8,7 +8,8 @@
     python bench/run_matrix.py --profile quick --repeat 3 # 3 rounds, order alternating, medians
     python bench/run_matrix.py --report-only              # re-render from the last JSON
 
-Writes bench/RESULTS.md, bench/plots/*.png and the raw figures to bench/e2e/last-<profile>.json.
+Writes bench/RESULTS.md and bench/plots/*.png (full profile; the quick one writes
+bench/RESULTS-quick.md and bench/plots/quick/) and the raw figures to bench/e2e/last-<profile>.json.
 Needs java and the Kafka jars (ci/fetch_kafka is run when they are missing), confluent-kafka and
 matplotlib (the `bench` extra). See bench/e2e/matrix.py for what each cell runs.
 """
@@ -50,11 +51,17 @@ def parse_args(argv=None):
                         "round; the report takes each workload's median run (bench/e2e/rounds.py)")
     p.add_argument("--cells", default=None, help="comma-separated cell ids: run only these of the profile")
     p.add_argument("--max-messages", type=int, default=None, help="lower the profile's per-run message cap")
-    p.add_argument("--results", type=pathlib.Path, default=BENCH / "RESULTS.md")
-    p.add_argument("--plots", type=pathlib.Path, default=BENCH / "plots")
+    p.add_argument("--results", type=pathlib.Path, default=None,
+                   help="default bench/RESULTS.md for the full profile, bench/RESULTS-quick.md for quick")
+    p.add_argument("--plots", type=pathlib.Path, default=None,
+                   help="default bench/plots (full) or bench/plots/quick")
     p.add_argument("--json", type=pathlib.Path, default=None, help="default bench/e2e/last-<profile>.json")
     p.add_argument("--report-only", action="store_true", help="re-render RESULTS.md and plots from --json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    full = args.profile == "full"
+    args.results = args.results or BENCH / ("RESULTS.md" if full else f"RESULTS-{args.profile}.md")
+    args.plots = args.plots or (BENCH / "plots" if full else BENCH / "plots" / args.profile)
+    return args
 
 
 class RatePolicy:
