@@ -142,3 +142,17 @@ def _diff(old, new):
     changes = {k: v for k, v in new.items() if old.get(k) != v}
     changes.update({k: None for k in old if k not in new})
     return changes
+
+
+def respond(ctx, req, response, ops_of, *, incremental):
+    """The (Incremental)AlterConfigs response: `alter` per resource, each on its own.
+    ops_of(config entry) -> (name, operation, value)."""
+    out = []
+    for r in req.resources:
+        code, message = alter(ctx.state, r.resource_type, r.resource_name,
+                              [ops_of(c) for c in r.configs], incremental=incremental,
+                              validate_only=req.validate_only)
+        out.append(response.AlterConfigsResourceResponse(
+            error_code=code, error_message=message, resource_type=r.resource_type,
+            resource_name=r.resource_name))
+    return response(throttle_time_ms=0, responses=out)

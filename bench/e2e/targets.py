@@ -110,6 +110,13 @@ class Target:
     def _spawn(self) -> None:
         raise NotImplementedError
 
+    def _launch(self, cmd: list[str], cwd) -> None:
+        """Spawns cmd in its own session, its output in <workdir>/console.out (see log_tail)."""
+        self.command = cmd
+        with open(self.workdir / "console.out", "wb") as console:
+            self.process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+
     def stop(self) -> None:
         """SIGTERM (SIGKILL after 30 s); keeps the tail of the broker's output in final_log,
         then removes the work directory."""
@@ -208,10 +215,7 @@ class PybrokerTarget(Target):
         cmd = [self.python, "-m", "pybroker", "serve"]
         for key, value in self.server_overrides().items():
             cmd += ["--override", f"{key}={value}"]
-        self.command = cmd
-        with open(self.workdir / "console.out", "wb") as console:
-            self.process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
+        self._launch(cmd, cwd=REPO)
 
 
 def find_tansu() -> str:
@@ -245,12 +249,8 @@ class TansuTarget(Target):
     def _spawn(self) -> None:
         self.binary = self.binary or find_tansu()
         url = f"tcp://127.0.0.1:{self.port}"
-        cmd = self.command = [self.binary, "broker", "--listener-url", url,
-                              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
-        with open(self.workdir / "console.out", "wb") as console:
-            self.process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=self.workdir,
-                                            start_new_session=True)
+        self._launch([self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                      "--storage-engine", "memory://tansu/"], cwd=self.workdir)
 
 
 TARGETS = {"kafka": KafkaTarget, "pybroker": PybrokerTarget, "tansu": TansuTarget}

@@ -14,12 +14,5 @@ R = AlterConfigsResponse
 
 
 def handle(ctx, req):
-    out = []
-    for r in req.resources:
-        ops = [(c.name, config_changes.SET, c.value) for c in r.configs]
-        code, message = config_changes.alter(ctx.state, r.resource_type, r.resource_name, ops,
-                                             incremental=False, validate_only=req.validate_only)
-        out.append(R.AlterConfigsResourceResponse(error_code=code, error_message=message,
-                                                  resource_type=r.resource_type,
-                                                  resource_name=r.resource_name))
-    return R(throttle_time_ms=0, responses=out)
+    return config_changes.respond(ctx, req, R, lambda c: (c.name, config_changes.SET, c.value),
+                                  incremental=False)
