@@ -3,7 +3,7 @@
 
     python bench/broker_ab.py --tree before=/tmp/pb-before --tree after=. [--fetch] [--reps 4]
         [--tree NAME=PATH@KEY=VALUE@KEY=VALUE ...]   (per-tree `pybroker serve` overrides)
-        [--shape SIZE:PARTITIONS:RECORDS,...] [--requests 300] [--window 5]
+        [--shape SIZE:PARTITIONS:RECORDS,...] [--requests 300] [--window 5] [--client rdkafka]
         [--override KEY=VALUE ...] [--spy perf|py-spy|strace --spy-dir DIR]
 
 Each tree is a checkout with its compiled core built (e.g. `git worktree add` or `git archive`
@@ -15,6 +15,8 @@ raw socket, `--window` in flight, the first 5 unmeasured; with `--fetch` everyth
 back with Fetch v12 (max_bytes 50 MiB, 1 MiB per partition). The client is a thin loop over a
 socket, so the broker's CPU (utime + stime of its process from /proc, 10 ms ticks) is what is
 measured, with wall-clock MB/s beside it. Medians over the reps, and the ratio to the first tree.
+With `--client rdkafka` the e2e matrix's librdkafka driver writes as many bytes instead (and
+reads them back from the beginning with `--fetch`), so a real client's pacing is in the figures.
 
 On a 2-core machine shared with other jobs throughput moves by 10-30 % between runs; CPU seconds
 move less. Compare trees within one run only.
@@ -206,6 +208,38 @@ class Spy:
             self.process.wait()
 
 
+RDKAFKA_DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e", "rdkafka_driver.py")
+
+
+def rdkafka(workload, port, topic, size, messages, pid):
+    """One rdkafka_driver.py run (the e2e matrix's librdkafka client): (broker CPU s, MB/s)."""
+    cmd = [sys.executable, RDKAFKA_DRIVER, workload, "--bootstrap", f"127.0.0.1:{port}",
+           "--topic", topic, "--size", str(size), "--messages", str(messages)]
+    if workload == "produce":
+        cmd += ["--acks", "1", "--linger-ms", "5", "--batch-size", str(1 << 20)]
+    c0 = cpu_seconds(pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    c1 = cpu_seconds(pid)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if r.get("timed_out") or r.get("errors"):
+        raise SystemExit(f"{workload} failed: {r}")
+    return c1 - c0, r["bytes"] / r["seconds"] / 1e6
+
+
+def run_rdkafka_shape(args, port, pid, topic, size, partitions, records, tag):
+    messages = records * partitions * args.requests  # as many bytes as the raw client sends
+    spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}-produce")
+    cpu, rate = rdkafka("produce", port, topic, size, messages, pid)
+    spy.stop()
+    r = {"produce_cpu_s": cpu, "produce_MBps": rate}
+    if args.fetch:
+        spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}-fetch")
+        cpu, rate = rdkafka("consume", port, topic, size, messages, pid)
+        spy.stop()
+        r.update(fetch_cpu_s=cpu, fetch_MBps=rate)
+    return r
+
+
 def run_tree(tree, args, shapes, tag):
     tree, *own = tree.split("@")
     server = Server(os.path.abspath(tree), args.override + own)
@@ -214,6 +248,10 @@ def run_tree(tree, args, shapes, tag):
         for size, partitions, records in shapes:
             topic = f"ab-{size}-{partitions}-{records}"
             create_topic(server.port, topic, partitions)
+            if args.client == "rdkafka":
+                out[topic] = run_rdkafka_shape(args, server.port, pid, topic, size, partitions, records,
+                                                tag)
+                continue
             frames, request_bytes = produce_frames(topic, partitions, size, records, args.requests)
             produce(server.port, frames[:WARMUP_REQUESTS], args.window)
             spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}-produce")
@@ -262,6 +300,11 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=4)
     ap.add_argument("--fetch", action="store_true")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--client", choices=["raw", "rdkafka"], default="raw",
+                    help="rdkafka: produce RECORDS x --requests messages of SIZE with the e2e "
+                         "matrix's librdkafka driver (acks=1, linger 5 ms, batch 1 MiB), and with "
+                         "--fetch read them back from the beginning (wall-clock MB/s includes the "
+                         "client, which shares the cores)")
     ap.add_argument("--spy", choices=["perf", "py-spy", "strace"])
     ap.add_argument("--spy-dir", default="broker-ab-profiles")
     args = ap.parse_args(argv)

@@ -46,6 +46,8 @@ def parse_args(argv=None):
                    help="rate used when Kafka's figure for the cell is missing")
     p.add_argument("--pybroker-override", action="append", default=[], metavar="KEY=VALUE",
                    help="extra `pybroker serve --override` (repeatable)")
+    p.add_argument("--kafka-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="server.properties entry for Kafka over its shipped settings (repeatable)")
     p.add_argument("--repeat", type=int, default=1, metavar="R",
                    help="run the profile R times, reversing the order of the targets every other "
                         "round; the report takes each workload's median run (bench/e2e/rounds.py)")
@@ -124,7 +126,7 @@ def select(profile, args):
 
 def make_target(name: str, args, libs):
     if name == "kafka":
-        return KafkaTarget(libs=libs)
+        return KafkaTarget(libs=libs, overrides=dict(kv.split("=", 1) for kv in args.kafka_override))
     if name == "pybroker":
         overrides = dict(kv.split("=", 1) for kv in args.pybroker_override)
         return PybrokerTarget(overrides=overrides)

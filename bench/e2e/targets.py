@@ -152,16 +152,18 @@ class _TimedKafkaReference(kafka_ref.KafkaReference):
 class KafkaTarget(Target):
     name = "kafka"
 
-    def __init__(self, libs: pathlib.Path | None = None, **kwargs):
+    def __init__(self, libs: pathlib.Path | None = None, overrides: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.libs = libs or kafka_ref.require_libs()
+        self.overrides = dict(overrides or {})  # server.properties entries over the shipped ones
         self.ref: _TimedKafkaReference | None = None
 
     def version(self) -> str:
         return kafka_ref.kafka_version(self.libs)
 
     def _spawn(self) -> None:
-        ref = self.ref = _TimedKafkaReference(port=self.port, workdir=self.workdir, libs=self.libs)
+        ref = self.ref = _TimedKafkaReference(port=self.port, workdir=self.workdir, libs=self.libs,
+                                              overrides=self.overrides)
         config, log4j = ref._write_config(), ref._write_log4j()
         t0 = time.monotonic()
         ref._format(config, log4j)
