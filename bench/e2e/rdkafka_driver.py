@@ -137,15 +137,16 @@ class ErrorCounter:
             self.first = self.first or str(err)
 
 
-def produce_all(producer: Producer, topic: str, payloads: list[bytes], n: int, deadline: float,
-                errors: ErrorCounter) -> int:
+def produce_all(producer: Producer, topic: str, payloads: list[bytes], n: int, deadline: float) -> int:
     """Produces up to n messages, backing off on a full local queue; stops at deadline.
-    Returns how many were handed to the client."""
+    Returns how many were handed to the client. Failed deliveries reach the producer's own
+    on_delivery callback: one given per message costs the client ~25 % more CPU (measured 2.1-2.4
+    against 1.6-1.75 CPU s per 1M x 1 KiB), which on 2 shared cores is the broker's too."""
     produce, poll, mask = producer.produce, producer.poll, len(payloads) - 1
     for i in range(n):
         while True:
             try:
-                produce(topic, payloads[i & mask], on_delivery=errors)
+                produce(topic, payloads[i & mask])
                 break
             except BufferError:
                 poll(0.001)
@@ -158,12 +159,12 @@ def produce_all(producer: Producer, topic: str, payloads: list[bytes], n: int, d
 
 def cmd_produce(args) -> dict:
     payloads = payload_pool(args.size)
-    producer = Producer(producer_config(args))
-    partitions_of(producer, args.topic)  # connect and fetch metadata before the clock starts
     errors = ErrorCounter()
+    producer = Producer(dict(producer_config(args), on_delivery=errors))
+    partitions_of(producer, args.topic)  # connect and fetch metadata before the clock starts
     t0 = time.monotonic()
     deadline = t0 + args.time_limit
-    sent = produce_all(producer, args.topic, payloads, args.messages, deadline, errors)
+    sent = produce_all(producer, args.topic, payloads, args.messages, deadline)
     unflushed = producer.flush(max(0.0, deadline - time.monotonic()) + 5.0)
     seconds = time.monotonic() - t0
     acked = sent - unflushed - errors.count
@@ -270,10 +271,10 @@ def next_batch(consumer: Consumer) -> list:
     return [first, *consumer.consume(10000, 0)]
 
 
-def paced_produce(producer: Producer, topic: str, size: int, rate: float, duration: float,
-                  errors: ErrorCounter) -> tuple[int, int, float]:
+def paced_produce(producer: Producer, topic: str, size: int, rate: float,
+                  duration: float) -> tuple[int, int, float]:
     """Produces at `rate` msgs/s for `duration` s, each payload led by its send time.
-    Returns (messages sent, start ns, seconds taken)."""
+    Returns (messages sent, start ns, seconds taken). Failures go to the producer's on_delivery."""
     pad = b"L" * (size - 8)
     total = int(rate * duration)
     start_ns = time.monotonic_ns()
@@ -282,7 +283,7 @@ def paced_produce(producer: Producer, topic: str, size: int, rate: float, durati
         due = min(total, int((time.monotonic() - t0) * rate) + 1)
         while i < due:
             try:
-                producer.produce(topic, time.monotonic_ns().to_bytes(8, "big") + pad, on_delivery=errors)
+                producer.produce(topic, time.monotonic_ns().to_bytes(8, "big") + pad)
                 i += 1
             except BufferError:
                 producer.poll(0.001)
@@ -322,10 +323,10 @@ def cmd_latency(args) -> dict:
 def run_latency(args, child: subprocess.Popen, out: str) -> dict:
     if child.stdout.readline().strip() != "ready":
         raise RuntimeError("latency consumer did not start")
-    producer = Producer(producer_config(args))
-    partitions_of(producer, args.topic)
     errors = ErrorCounter()
-    sent, start_ns, seconds = paced_produce(producer, args.topic, args.size, args.rate, args.duration, errors)
+    producer = Producer(dict(producer_config(args), on_delivery=errors))
+    partitions_of(producer, args.topic)
+    sent, start_ns, seconds = paced_produce(producer, args.topic, args.size, args.rate, args.duration)
     unflushed = producer.flush(30)
     child.stdin.write(f"{sent}\n")
     child.stdin.flush()

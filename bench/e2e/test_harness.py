@@ -379,6 +379,17 @@ def test_driver_produce_consume_latency_round_trip(broker):
     assert short["messages"] == 3000 and short["timed_out"] is True
 
 
+def test_driver_counts_failed_deliveries(broker):
+    from confluent_kafka.admin import NewTopic
+    admin = rdkafka_driver.admin_for(broker)
+    topic = NewTopic("harness-too-large", 1, 1, config={"max.message.bytes": "1000"})
+    admin.create_topics([topic])["harness-too-large"].result(30)
+    produced = _driver("produce", "--bootstrap", broker, "--topic", "harness-too-large",
+                       "--messages", 50, "--size", 2000, "--time-limit", 30)
+    assert produced["errors"] == 50 and produced["messages"] == 0 and produced["timed_out"]
+    assert "MSG_SIZE_TOO_LARGE" in produced["first_error"]
+
+
 def test_driver_latency_at_a_fixed_rate(broker):
     rdkafka_driver.create_topic(broker, "harness-lat", 1)
     r = _driver("latency", "--bootstrap", broker, "--topic", "harness-lat", "--size", 64, "--rate", 400,
