@@ -10,7 +10,8 @@ API for the broker (every error is a LogError subclass carrying `.error_code`):
     .get_log(topic, p) -> Log|None  raises KafkaStorageError (56) when that log/dir is offline
     .get_or_create_log(topic, p, *, config=None, topic_id=None) -> Log
     .set_topic_config(topic, LogConfig)
-    await .delete_log(topic, p)     rename to <topic>-<p>.<uuid>-delete, remove
+    await .delete_log(topic, p)     rename to <topic>-<p>.<uuid>-delete, remove after file.delete.delay.ms
+    await .delete_logs(topic, ps)   the same for many, checkpointing each dir once
     await .checkpoint() / .flush_dirty_logs() / .cleanup_logs() / .start_background(...)
     await .shutdown()               flush, snapshots, checkpoints, .kafka_cleanshutdown
     .offline_dirs, .cluster_id

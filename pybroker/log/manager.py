@@ -5,8 +5,9 @@ Per log dir: `.lock` (flock, held while running), `meta.properties`, `.kafka_cle
 `log-start-offset-checkpoint`, `replication-offset-checkpoint`, `cleaner-offset-checkpoint` (the
 log cleaner's progress, pybroker/log/cleaner.py). Partition logs live in
 `<dir>/<topic>-<partition>`; deleting one renames it to `<topic>-<partition>.<uuid>-delete` and
-then removes it. One writer (thread) per log dir. An I/O error in a dir takes the whole dir offline:
-its logs answer KAFKA_STORAGE_ERROR; a log found corrupt at load is offline on its own.
+removes it file.delete.delay.ms later (or at the next start-up). One writer (thread) per log dir.
+An I/O error in a dir takes the whole dir offline: its logs answer KAFKA_STORAGE_ERROR; a log
+found corrupt at load is offline on its own.
 
 `storage="memory"` keeps every log in memory with the same interface (nothing touches a disk).
 """
@@ -252,6 +253,38 @@ class LogManager:
 
     async def delete_log(self, topic, partition):
         """Remove a partition: rename to `<topic>-<partition>.<uuid>-delete`, then delete."""
+        return await self.delete_logs(topic, [partition]) == 1
+
+    async def delete_logs(self, topic, partitions):
+        """`delete_log` for several partitions of a topic, writing each log dir's checkpoints once
+        at the end rather than once per partition: three fsynced files and a directory fsync per
+        partition made deleting a 256-partition topic take seconds, and a shutdown right after
+        waited for it. Returns how many logs were removed."""
+        touched = {}  # log dir -> whether the cleaner checkpoint named one of the logs
+        removed = 0
+        try:
+            for partition in partitions:
+                try:
+                    detached = await self._detach_log(topic, partition)
+                except OSError as exc:  # the rest are still deleted; start-up finds this one stray
+                    _log.error("deleting %s-%d failed: %s", topic, partition, exc)
+                    continue
+                if detached is None:
+                    continue
+                removed += 1
+                d, had_checkpoint = detached
+                if d is not None:
+                    touched[d] = touched.get(d, False) or had_checkpoint
+        finally:
+            for d, had_checkpoint in touched.items():
+                await self._checkpoint_dir(d)
+                if had_checkpoint:
+                    self._write_cleaner_checkpoint(d)
+        return removed
+
+    async def _detach_log(self, topic, partition):
+        """Take one partition's log out of the manager and rename its dir for deletion; returns
+        (its log dir or None, whether the cleaner checkpoint named it), or None if there was none."""
         tp = (topic, partition)
         self.cleaner.abort(tp)
         log = self.logs.pop(tp, None)
@@ -260,23 +293,25 @@ class LogManager:
         had_checkpoint = tp in self.cleaner.checkpoints
         self.cleaner.forget(tp)
         if log is None:
-            return False
+            return None
         if log.dir_path is None:
-            return True
+            return None, False
         await log.writer.adrain()
         doomed = os.path.join(os.path.dirname(log.dir_path), f"{topic}-{partition}.{uuid.uuid4().hex}-delete")
         os.rename(log.dir_path, doomed)
         log.dir_path = doomed
-        shutil.rmtree(doomed, ignore_errors=True)
-        # the files are gone from the directory; their descriptors close after file.delete.delay.ms
-        # so a fetch still sending a FileRegion of them never sees a reused descriptor
         log.offline_error = KafkaStorageError(f"{topic}-{partition} was deleted")
-        self._delete_later(log.config.file_delete_delay_ms / 1000.0, log.close_files, log.writer)
-        if d is not None:
-            await self._checkpoint_dir(d)
-            if had_checkpoint:
-                self._write_cleaner_checkpoint(d)
-        return True
+
+        def remove():
+            log.close_files()
+            shutil.rmtree(doomed, ignore_errors=True)
+        # As Kafka: the files are closed and removed after file.delete.delay.ms (a fetch still
+        # sending a FileRegion of them never sees a reused descriptor). Until then they stay
+        # linked, so a shutdown in between leaves the renamed dir to the next start-up instead of
+        # waiting while the kernel frees the page cache of unlinked files (0.1 s per GiB here,
+        # paid at process exit when the descriptors of already-unlinked files were still open).
+        self._delete_later(log.config.file_delete_delay_ms / 1000.0, remove, log.writer)
+        return d, had_checkpoint
 
     def _write_cleaner_checkpoint(self, d):
         try:

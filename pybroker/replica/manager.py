@@ -146,11 +146,10 @@ class ReplicaManager:
         return self._deleting_topics.get(name)
 
     async def _delete_logs(self, name, partitions):
-        for p in range(partitions):
-            try:
-                await self.logs.delete_log(name, p)
-            except OSError as exc:
-                log.error("deleting %s-%d failed: %s", name, p, exc)
+        try:
+            await self.logs.delete_logs(name, range(partitions))
+        except OSError as exc:
+            log.error("deleting the logs of %s failed: %s", name, exc)
 
     def partition(self, topic, index):
         return self.partitions.get((topic, index))
