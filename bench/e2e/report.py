@@ -329,7 +329,10 @@ def method_section(data: dict) -> str:
   catch-up consume = assign all partitions from the beginning, clock from assign() to the N-th
   message; latency = a fixed rate for {s['latency_seconds']:.0f} s, send time in the payload
   (CLOCK_MONOTONIC), measured when the consumer process receives it. Note librdkafka caps a
-  produce batch at its message.max.bytes (1,000,000) and batch.num.messages (10,000).
+  produce batch at its message.max.bytes (1,000,000) and batch.num.messages (10,000). The
+  consumer runs with fetch.queue.backoff.ms=10 (default 1000): with the default, a broker that
+  filled the client's 64 MiB prefetch queue faster than the Python loop emptied it got a 1 s
+  pause in a ~1 s read, and runs split into a fast and a half-speed cluster, for either broker.
 - **Latency rate.** {s['rate_policy']}
 - **Broker figures.** CPU seconds = utime+stime of the broker's process tree (/proc/PID/stat)
   over the workload; peak RSS = highest summed VmRSS sampled every 50 ms during the workload;
