@@ -52,6 +52,10 @@ def parse_args(argv=None):
                    help="run the profile R times, reversing the order of the targets every other "
                         "round; the report takes each workload's median run (bench/e2e/rounds.py)")
     p.add_argument("--cells", default=None, help="comma-separated cell ids: run only these of the profile")
+    p.add_argument("--workloads", default=None,
+                   help=f"comma-separated, run only these of {','.join(matrix.WORKLOADS)} (each "
+                        "consume reads what its produce wrote; latency needs --e2e-rate without "
+                        "rd_produce, or gets the fallback rate)")
     p.add_argument("--max-messages", type=int, default=None, help="lower the profile's per-run message cap")
     p.add_argument("--results", type=pathlib.Path, default=None,
                    help="default bench/RESULTS.md for the full profile, bench/RESULTS-quick.md for quick")
@@ -119,6 +123,12 @@ def select(profile, args):
             raise SystemExit(f"unknown cells {sorted(unknown)}; {profile.name} has "
                              f"{[c.id for c in profile.cells]}")
         profile = dataclasses.replace(profile, cells=tuple(c for c in profile.cells if c.id in wanted))
+    if args.workloads:
+        wanted = args.workloads.split(",")
+        unknown = set(wanted) - set(matrix.WORKLOADS)
+        if unknown:
+            raise SystemExit(f"unknown workloads {sorted(unknown)}; there are {list(matrix.WORKLOADS)}")
+        profile = dataclasses.replace(profile, workloads=tuple(w for w in matrix.WORKLOADS if w in wanted))
     if args.max_messages:
         profile = dataclasses.replace(profile, max_messages=min(profile.max_messages, args.max_messages))
     return profile

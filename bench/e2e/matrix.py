@@ -57,6 +57,7 @@ class Profile:
     time_limit: float         # seconds, per throughput run (the tool is killed after 2x + 60)
     latency_seconds: float    # sending time of a latency run
     warmup_messages: int      # broker warm-up before the first cell (1 KiB, librdkafka)
+    workloads: tuple = WORKLOADS  # run_matrix.py --workloads narrows it
 
     def messages(self, cell: Cell) -> int:
         return max(1, min(self.max_messages, self.byte_budget // cell.size))
@@ -148,11 +149,14 @@ class CellRunner:
 
     def run(self) -> dict:
         results = self.results = {"messages": self.n}
-        topics = [self.topic("java"), self.topic("rd")] + ([self.topic("latency")] if self.cell.latency else [])
+        wanted = self.profile.workloads
+        topics = ([self.topic("java")] if {"java_produce", "java_consume"} & set(wanted) else []) \
+            + ([self.topic("rd")] if {"rd_produce", "rd_consume"} & set(wanted) else []) \
+            + ([self.topic("latency")] if self.cell.latency and "latency" in wanted else [])
         for topic in topics:
             results.setdefault("topic_create_seconds", {})[topic] = round(
                 rdkafka_driver.create_topic(self.target.bootstrap, topic, self.cell.partitions), 3)
-        for name in WORKLOADS:
+        for name in wanted:
             if name == "latency" and not self.cell.latency:
                 continue
             if not self.target.alive():

@@ -241,6 +241,32 @@ def _run_matrix_module():
     return module
 
 
+def test_workloads_narrow_what_each_cell_runs(monkeypatch):
+    rm = _run_matrix_module()
+    profile = rm.select(matrix.PROFILES["quick"](), rm.parse_args(["--workloads", "latency,rd_produce"]))
+    assert profile.workloads == ("rd_produce", "latency")          # the matrix's own order
+    with pytest.raises(SystemExit, match="unknown workloads"):
+        rm.select(matrix.PROFILES["quick"](), rm.parse_args(["--workloads", "latency,java"]))
+    created, ran = [], []
+    monkeypatch.setattr(matrix.rdkafka_driver, "create_topic", lambda b, t, p: created.append(t) or 0.0)
+    monkeypatch.setattr(matrix.rdkafka_driver, "delete_topic", lambda b, t: None)
+    monkeypatch.setattr(matrix, "sampled", lambda target, fn: fn())
+    monkeypatch.setattr(matrix, "log", lambda text: None)
+    monkeypatch.setattr(matrix, "summary", lambda name, r: "")
+    for name in matrix.WORKLOADS:
+        monkeypatch.setattr(matrix.CellRunner, name, lambda self, n=name: ran.append(n) or {"ok": True})
+
+    class FakeTarget:
+        bootstrap, name = "127.0.0.1:1", "fake"
+
+        def alive(self):
+            return True
+    runner = matrix.CellRunner(FakeTarget(), profile, profile.cells[0], None, None)
+    runner.run()
+    assert ran == ["rd_produce", "latency"]
+    assert created == [runner.topic("rd"), runner.topic("latency")]
+
+
 def test_rate_policy_half_of_kafka_capped_and_fallback():
     rm = _run_matrix_module()
     cell = matrix.Cell(1024, 1, "1", "none")
