@@ -16,7 +16,8 @@ back with Fetch v12 (max_bytes 50 MiB, 1 MiB per partition). The client is a thi
 socket, so the broker's CPU (utime + stime of its process from /proc, 10 ms ticks) is what is
 measured, with wall-clock MB/s beside it. Medians over the reps, and the ratio to the first tree.
 With `--client rdkafka` the e2e matrix's librdkafka driver writes as many bytes instead (and
-reads them back from the beginning with `--fetch`), so a real client's pacing is in the figures.
+reads them back from the beginning with `--fetch`), so a real client's pacing is in the figures;
+`--latency RATE` runs the matrix's end-to-end latency workload at RATE msgs/s instead.
 
 On a 2-core machine shared with other jobs throughput moves by 10-30 % between runs; CPU seconds
 move less. Compare trees within one run only.
@@ -226,7 +227,27 @@ def rdkafka(workload, port, topic, size, messages, pid):
     return c1 - c0, r["bytes"] / r["seconds"] / 1e6
 
 
+def rdkafka_latency(args, port, pid, topic, size, partitions, tag):
+    """The e2e matrix's latency workload (acks=1, no compression) on a topic of its own, at
+    --latency msgs/s: (broker CPU s, p50 ms, p99 ms)."""
+    create_topic(port, topic, partitions)
+    cmd = [sys.executable, RDKAFKA_DRIVER, "latency", "--bootstrap", f"127.0.0.1:{port}", "--topic",
+           topic, "--size", str(size), "--acks", "1", "--rate", str(args.latency),
+           "--duration", str(args.latency_seconds), "--warmup", "1"]
+    spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}")
+    c0 = cpu_seconds(pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    c1 = cpu_seconds(pid)
+    spy.stop()
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if r.get("timed_out") or r.get("errors"):
+        raise SystemExit(f"latency failed: {r}")
+    return {"latency_cpu_s": c1 - c0, "latency_p50_ms": r["p50_ms"], "latency_p99_ms": r["p99_ms"]}
+
+
 def run_rdkafka_shape(args, port, pid, topic, size, partitions, records, tag):
+    if args.latency:
+        return rdkafka_latency(args, port, pid, topic + "-latency", size, partitions, tag)
     messages = records * partitions * args.requests  # as many bytes as the raw client sends
     spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}-produce")
     cpu, rate = rdkafka("produce", port, topic, size, messages, pid)
@@ -305,6 +326,10 @@ def main(argv=None):
                          "matrix's librdkafka driver (acks=1, linger 5 ms, batch 1 MiB), and with "
                          "--fetch read them back from the beginning (wall-clock MB/s includes the "
                          "client, which shares the cores)")
+    ap.add_argument("--latency", type=float, default=0, metavar="MSGS_PER_S",
+                    help="with --client rdkafka: instead of produce/fetch, run the e2e latency "
+                         "workload per shape at this rate (broker CPU, p50, p99)")
+    ap.add_argument("--latency-seconds", type=float, default=8)
     ap.add_argument("--spy", choices=["perf", "py-spy", "strace"])
     ap.add_argument("--spy-dir", default="broker-ab-profiles")
     args = ap.parse_args(argv)
@@ -321,6 +346,8 @@ def main(argv=None):
     metrics = ["produce_cpu_s", "produce_MBps"]
     if args.fetch:
         metrics += ["fetch_cpu_s", "fetch_MBps"]
+    if args.latency:
+        metrics = ["latency_cpu_s", "latency_p50_ms", "latency_p99_ms"]
     report(results, [n for n, _ in trees], metrics)
 
 

@@ -115,19 +115,21 @@ def _response(ctx, fctx, resolved, read):
             hw = lso = start = -1
             if part is not None:
                 hw, lso, start = part.high_watermark, part.last_stable_offset, part.log_start_offset
+            has_records = False
+        else:
+            hw, lso, start = r.high_watermark, r.last_stable_offset, r.log_start_offset
+            has_records = r.size > 0
+        # an incremental session leaves out partitions with nothing new: decide before building
+        if not fctx.include(key, has_records, err, hw, lso, start):
+            continue
+        if err:
             pd = R.PartitionData(partition_index=key[1], error_code=err, high_watermark=hw,
                                  last_stable_offset=lso, log_start_offset=start,
                                  records=b"")  # empty, never null: librdkafka rejects null records
-            has_records = False
         else:
-            pd = R.PartitionData(partition_index=key[1], error_code=0, high_watermark=r.high_watermark,
-                                 last_stable_offset=r.last_stable_offset,
-                                 log_start_offset=r.log_start_offset, records=r.records,
+            pd = R.PartitionData(partition_index=key[1], error_code=0, high_watermark=hw,
+                                 last_stable_offset=lso, log_start_offset=start, records=r.records,
                                  aborted_transactions=r.aborted_transactions)
-            has_records = r.size > 0
-        if not fctx.include(key, has_records, err, pd.high_watermark, pd.last_stable_offset,
-                            pd.log_start_offset):
-            continue
         t = topics.get(key[0])
         if t is None:
             t = topics[key[0]] = (R.FetchableTopicResponse(topic_id=key[0], partitions=[])

@@ -114,6 +114,15 @@ class Partition:
     def read(self, fetch_offset, max_bytes, *, min_one=True, read_committed=False,
              current_leader_epoch=-1) -> PartitionRead:
         self.check_leader_epoch(current_leader_epoch)
+        log = self.log
+        if fetch_offset == log.high_watermark and log.offline_error is None \
+                and fetch_offset >= log.log_start_offset:
+            # Caught up, the usual state of most partitions in a long poll over many: what
+            # log.read would answer (nothing; the isolation bound is at or below the high
+            # watermark), without its lookups. A 256-partition consumer re-reads every partition
+            # of its session on each wake-up.
+            return PartitionRead(b"", 0, fetch_offset, log.last_stable_offset, log.log_start_offset,
+                                 [] if read_committed else None)
         isolation = FetchIsolation.TXN_COMMITTED if read_committed else FetchIsolation.HIGH_WATERMARK
         try:
             info = self.log.read(fetch_offset, max_bytes, isolation, min_one_message=min_one)

@@ -345,3 +345,36 @@ def test_fetch_never_returns_a_partition_holding_only_a_cut_batch(bootstrap, top
         got = fetch(1 << 20)
         assert all([r.value for b in iter_batches(got[p]) for r in b.records()] == [value]
                    for p in range(3))
+
+
+def test_fetch_at_the_high_watermark_answers_like_any_other_read(bootstrap, topic, broker):
+    # Partition.read answers a caught-up partition without the log's lookups; the answer must be
+    # what the full read gives: no records, the partition's offsets, [] aborted transactions for
+    # read_committed (null otherwise), and still the leader-epoch and log-start checks.
+    create_topic(bootstrap, topic, partitions=1)
+    F = m.FetchRequest
+    with RawClient(bootstrap) as c:
+        for i in range(3):
+            assert produce_one(c, topic, 0, batch([b"x%d" % i])).error_code == NONE
+
+        def fetch(offset, isolation=0, epoch=-1):
+            resp = c.request(1, 12, F(max_wait_ms=0, min_bytes=0, max_bytes=1 << 20,
+                                      isolation_level=isolation, topics=[F.FetchTopic(
+                                          topic=topic, partitions=[F.FetchPartition(
+                                              partition=0, fetch_offset=offset,
+                                              current_leader_epoch=epoch,
+                                              partition_max_bytes=1 << 20)])]))
+            return resp.responses[0].partitions[0]
+
+        for isolation, aborted in ((0, None), (1, [])):
+            pd = fetch(3, isolation)
+            assert (pd.error_code, bytes(pd.records), pd.high_watermark, pd.last_stable_offset,
+                    pd.log_start_offset, pd.aborted_transactions) == (NONE, b"", 3, 3, 0, aborted)
+        assert fetch(3, epoch=7).error_code == 75           # UNKNOWN_LEADER_EPOCH: a future epoch
+        assert fetch(2).records and fetch(4).error_code == 1  # behind: data; past the end: out of range
+        part = broker.broker.state.replicas.partition(topic, 0)
+        part.log.log_start_offset = 4                       # as DeleteRecords past the end would
+        try:
+            assert fetch(3).error_code == 1                  # below the log start: out of range
+        finally:
+            part.log.log_start_offset = 0
