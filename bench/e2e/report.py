@@ -5,6 +5,7 @@ direction is better.
 """
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import platform
@@ -144,7 +145,7 @@ def columns(data: dict, values: dict, show=lambda name, v: fmt(v)) -> str:
 
 def render(data: dict) -> str:
     parts = [header(data), machine_section(data), broker_section(data), goals_section(data),
-             table_section(data), method_section(data), failures_section(data), commands_section(data)]
+             across_section(data), table_section(data), method_section(data), failures_section(data), commands_section(data)]
     return "\n".join(p for p in parts if p) + "\n"
 
 
@@ -248,6 +249,35 @@ def goals_section(data: dict) -> str:
         row += " " + ", ".join(f"{fmt(rt.get('pybroker', {}).get('startup_seconds'))} s" for rt in rounds) + " |"
     out.append(row)
     return "\n".join(out) + "\n"
+
+
+ACROSS = [  # the headline metric of each workload: (text, workload, path, unit, higher_is_better)
+    ("java producer-perf-test, steady state msg/s", "java_produce", ("steady", "msgs_per_s"), "msg/s", True),
+    ("java consumer-perf-test, fetch phase msg/s", "java_consume", ("fetch_msgs_per_s",), "msg/s", True),
+    ("librdkafka produce msg/s", "rd_produce", ("msgs_per_s",), "msg/s", True),
+    ("librdkafka catch-up consume msg/s", "rd_consume", ("msgs_per_s",), "msg/s", True),
+    ("e2e latency p99", "latency", ("p99_ms",), "ms", False),
+]
+
+
+def across_section(data: dict) -> str:
+    """Geometric mean of the pybroker / Kafka ratio over every cell where both ran, with how
+    many cells are on the wrong side of 1.0 and the worst one."""
+    t = data["targets"]
+    out = ["## Across the matrix (ratio pybroker / Kafka)\n",
+           "| workload | cells | geometric mean | cells worse than Kafka | worst cell |",
+           "|---|---:|---:|---:|---|"]
+    for text, workload, path, unit, higher in ACROSS:
+        ratios = {cid: r for cid in data["cells"]
+                  if (r := _goal_ratio(t, cid, workload, path, unit)) is not None and r > 0}
+        if not ratios:
+            continue
+        geo = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
+        worse = [cid for cid, r in ratios.items() if (r < 1.0 if higher else r > 1.0)]
+        worst = (min if higher else max)(ratios, key=ratios.get)
+        out.append(f"| {text} {'↑' if higher else '↓'} | {len(ratios)} | {geo:.2f}× | {len(worse)} | "
+                   f"{worst} ({ratios[worst]:.2f}×) |")
+    return "\n".join(out) + "\n" if len(out) > 3 else ""
 
 
 def _goal_ratio(targets: dict, cell, workload, path, unit):

@@ -321,6 +321,22 @@ def test_report_ratios_and_goals():
     assert "## Failures\n\nNone." in text
 
 
+def test_report_sums_up_each_workload_across_the_matrix():
+    data = _fake_data()
+    other = "100B-1p-acks1-none"
+    data["cells"].append(other)
+    for name, rate, p99 in (("kafka", 1000.0, 4.0), ("pybroker", 8000.0, 2.0)):
+        cell = data["targets"][name]["cells"]["1024B-16p-acks1-none"]
+        data["targets"][name]["cells"][other] = {
+            "rd_produce": dict(cell["rd_produce"], msgs_per_s=rate),
+            "latency": dict(cell["latency"], p99_ms=p99)}
+    text = report.render(data)
+    # produce: 0.5x and 8x -> geometric mean 2x, one cell worse; p99: 0.5x and 0.5x
+    assert "| librdkafka produce msg/s ↑ | 2 | 2.00× | 1 | 1024B-16p-acks1-none (0.50×) |" in text
+    assert "| e2e latency p99 ↓ | 2 | 0.50× | 0 | 1024B-16p-acks1-none (0.50×) |" in text
+    assert "java consumer-perf-test, fetch phase msg/s" not in text.split("## Results per cell")[0]
+
+
 def test_report_adds_tansu_columns_only_when_it_ran():
     data = _fake_data()
     assert "Tansu/Kafka" not in report.render(data)
