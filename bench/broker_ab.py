@@ -322,7 +322,7 @@ def main(argv=None):
     ap.add_argument("--fetch", action="store_true")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--client", choices=["raw", "rdkafka"], default="raw",
-                    help="rdkafka: produce RECORDS x --requests messages of SIZE with the e2e "
+                    help="rdkafka: produce RECORDS x PARTITIONS x --requests messages of SIZE with the e2e "
                          "matrix's librdkafka driver (acks=1, linger 5 ms, batch 1 MiB), and with "
                          "--fetch read them back from the beginning (wall-clock MB/s includes the "
                          "client, which shares the cores)")
@@ -333,6 +333,8 @@ def main(argv=None):
     ap.add_argument("--spy", choices=["perf", "py-spy", "strace"])
     ap.add_argument("--spy-dir", default="broker-ab-profiles")
     args = ap.parse_args(argv)
+    if args.latency and args.client != "rdkafka":
+        ap.error("--latency needs --client rdkafka")
     trees = [t.split("=", 1) for t in args.tree]
     shapes = [tuple(int(x) for x in s.split(":")) for s in args.shape.split(",")]
     results = {name: [] for name, _ in trees}
