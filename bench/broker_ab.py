@@ -212,37 +212,38 @@ class Spy:
 RDKAFKA_DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e", "rdkafka_driver.py")
 
 
-def rdkafka(workload, port, topic, size, messages, pid):
-    """One rdkafka_driver.py run (the e2e matrix's librdkafka client): (broker CPU s, MB/s)."""
+def run_driver(workload, port, topic, size, pid, *options):
+    """One rdkafka_driver.py run (the e2e matrix's librdkafka client): (broker CPU s, its result).
+    A run that timed out or lost messages stops the A/B."""
     cmd = [sys.executable, RDKAFKA_DRIVER, workload, "--bootstrap", f"127.0.0.1:{port}",
-           "--topic", topic, "--size", str(size), "--messages", str(messages)]
-    if workload == "produce":
-        cmd += ["--acks", "1", "--linger-ms", "5", "--batch-size", str(1 << 20)]
+           "--topic", topic, "--size", str(size), *map(str, options)]
     c0 = cpu_seconds(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     c1 = cpu_seconds(pid)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     if r.get("timed_out") or r.get("errors"):
         raise SystemExit(f"{workload} failed: {r}")
-    return c1 - c0, r["bytes"] / r["seconds"] / 1e6
+    return c1 - c0, r
+
+
+def rdkafka(workload, port, topic, size, messages, pid):
+    """produce (acks=1, linger 5 ms, batch 1 MiB) or consume `messages`: (broker CPU s, MB/s)."""
+    options = ["--messages", messages]
+    if workload == "produce":
+        options += ["--acks", "1", "--linger-ms", "5", "--batch-size", 1 << 20]
+    cpu, r = run_driver(workload, port, topic, size, pid, *options)
+    return cpu, r["bytes"] / r["seconds"] / 1e6
 
 
 def rdkafka_latency(args, port, pid, topic, size, partitions, tag):
     """The e2e matrix's latency workload (acks=1, no compression) on a topic of its own, at
     --latency msgs/s: (broker CPU s, p50 ms, p99 ms)."""
     create_topic(port, topic, partitions)
-    cmd = [sys.executable, RDKAFKA_DRIVER, "latency", "--bootstrap", f"127.0.0.1:{port}", "--topic",
-           topic, "--size", str(size), "--acks", "1", "--rate", str(args.latency),
-           "--duration", str(args.latency_seconds), "--warmup", "1"]
     spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}")
-    c0 = cpu_seconds(pid)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    c1 = cpu_seconds(pid)
+    cpu, r = run_driver("latency", port, topic, size, pid, "--acks", "1", "--rate", args.latency,
+                        "--duration", args.latency_seconds, "--warmup", 1)
     spy.stop()
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    if r.get("timed_out") or r.get("errors"):
-        raise SystemExit(f"latency failed: {r}")
-    return {"latency_cpu_s": c1 - c0, "latency_p50_ms": r["p50_ms"], "latency_p99_ms": r["p99_ms"]}
+    return {"latency_cpu_s": cpu, "latency_p50_ms": r["p50_ms"], "latency_p99_ms": r["p99_ms"]}
 
 
 def run_rdkafka_shape(args, port, pid, topic, size, partitions, records, tag):

@@ -7,7 +7,7 @@ pybroker trees, one run.
 
 Per rep and tree (alternating the order), a broker starts from that tree on an empty data dir
 (bench/broker_ab.py's Server); for each entry of --topics a topic of that many partitions is
-created, filled by the e2e matrix's librdkafka driver and deleted; then SIGTERM, and the clock
+created, filled by the e2e matrix's librdkafka driver (broker_ab.rdkafka) and deleted; then SIGTERM, and the clock
 runs until the process has exited. Medians over the reps.
 """
 from __future__ import annotations
@@ -16,13 +16,12 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e"))
-from broker_ab import RDKAFKA_DRIVER, Server  # noqa: E402
+from broker_ab import Server, rdkafka  # noqa: E402
 import rdkafka_driver  # noqa: E402
 
 
@@ -33,10 +32,7 @@ def one_run(tree: str, args) -> float:
         for partitions in args.topics:
             topic = f"shutdown-{partitions}"
             rdkafka_driver.create_topic(bootstrap, topic, partitions)
-            subprocess.run([sys.executable, RDKAFKA_DRIVER, "produce", "--bootstrap", bootstrap,
-                            "--topic", topic, "--size", str(args.size), "--messages", str(args.messages),
-                            "--acks", "1", "--linger-ms", "5", "--batch-size", str(1 << 20)],
-                           check=True, capture_output=True)
+            rdkafka("produce", server.port, topic, args.size, args.messages, server.process.pid)
             rdkafka_driver.delete_topic(bootstrap, topic)
         rdkafka_driver.forget_admin(bootstrap)
         t0 = time.monotonic()
