@@ -17,7 +17,8 @@ socket, so the broker's CPU (utime + stime of its process from /proc, 10 ms tick
 measured, with wall-clock MB/s beside it. Medians over the reps, and the ratio to the first tree.
 With `--client rdkafka` the e2e matrix's librdkafka driver writes as many bytes instead (and
 reads them back from the beginning with `--fetch`), so a real client's pacing is in the figures;
-`--latency RATE` runs the matrix's end-to-end latency workload at RATE msgs/s instead.
+`--latency RATE` runs the matrix's end-to-end latency workload at RATE msgs/s instead
+(`--backlog GIB`: after writing that much to other topics, as a matrix cell does).
 
 On a 2-core machine shared with other jobs throughput moves by 10-30 % between runs; CPU seconds
 move less. Compare trees within one run only.
@@ -237,7 +238,12 @@ def rdkafka(workload, port, topic, size, messages, pid):
 
 def rdkafka_latency(args, port, pid, topic, size, partitions, tag):
     """The e2e matrix's latency workload (acks=1, no compression) on a topic of its own, at
-    --latency msgs/s: (broker CPU s, p50 ms, p99 ms)."""
+    --latency msgs/s: (broker CPU s, p50 ms, p99 ms). With --backlog, first that many GiB of
+    1 KiB messages go to topics of as many partitions, left in place (as the earlier workloads
+    of a matrix cell leave theirs, dirty in the page cache while the latency run goes)."""
+    for i in range(args.backlog):
+        create_topic(port, f"{topic}-backlog{i}", partitions)
+        rdkafka("produce", port, f"{topic}-backlog{i}", 1024, 1 << 20, pid)
     create_topic(port, topic, partitions)
     spy = Spy(args.spy, args.spy_dir, pid, f"{tag}-{topic}")
     cpu, r = run_driver("latency", port, topic, size, pid, "--acks", "1", "--rate", args.latency,
@@ -331,6 +337,8 @@ def main(argv=None):
                     help="with --client rdkafka: instead of produce/fetch, run the e2e latency "
                          "workload per shape at this rate (broker CPU, p50, p99)")
     ap.add_argument("--latency-seconds", type=float, default=8)
+    ap.add_argument("--backlog", type=int, default=0, metavar="GIB",
+                    help="with --latency: write this many GiB to other topics first")
     ap.add_argument("--spy", choices=["perf", "py-spy", "strace"])
     ap.add_argument("--spy-dir", default="broker-ab-profiles")
     args = ap.parse_args(argv)

@@ -372,7 +372,7 @@ class Log:
         return LogSegment.open(self.dir_path, base_offset, self.config, create=True, rolling_jitter_ms=jitter)
 
     def _queue_file_write(self, path, data):
-        self.writer.submit_call(lambda: write_atomic(path, data), self._io_done)
+        self.writer.submit_side_call(lambda: write_atomic(path, data), self._io_done)
 
     def _persist_epoch_cache(self):
         if self.dir_path is not None:

@@ -351,7 +351,7 @@ class LogManager:
                 done.set_result(None)
         for name, data in contents.items():
             path = os.path.join(d.path, name)
-            d.writer.submit_call(lambda p=path, b=data: write_atomic(p, b), finished)
+            d.writer.submit_side_call(lambda p=path, b=data: write_atomic(p, b), finished)
         await done
 
     async def checkpoint(self):

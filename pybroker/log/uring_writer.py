@@ -50,7 +50,7 @@ import threading
 from asyncio.events import _get_running_loop   # public in asyncio.events.__all__; C-accelerated
 
 from pybroker._impl import PURE
-from pybroker.log.writer import SyncWriter, ThreadedWriter
+from pybroker.log.writer import SideLane, SyncWriter, ThreadedWriter
 
 try:
     if PURE:
@@ -219,6 +219,7 @@ class UringWriter:
         self.trace = None                       # tests: a list -> (kind, fd, position, nbytes)
         self.stats = {"turns": 0, "submits": 0, "sqes": 0, "ops": 0, "short_writes": 0,
                       "fsync_reruns": 0, "calls": 0, "submit_retries": 0}
+        self.side = SideLane(f"{name}:files")
 
     # ---- the seam (loop thread) -----------------------------------------------------------
 
@@ -234,15 +235,18 @@ class UringWriter:
     def submit_call(self, fn, done):
         self._queue(_Op(_CALL, -1, fn, 0, done))
 
+    def submit_side_call(self, fn, done):
+        self.side.submit(fn, done)
+
     async def adrain(self):
         self._bind()
-        if not self._order:
-            return
-        fut = self._loop.create_future()
-        barrier = _Op(_BARRIER, -1, None, 0, lambda exc: fut.done() or fut.set_result(None))
-        barrier.finished = True         # delivered right after every op before it
-        self._queue(barrier)
-        await fut
+        if self._order:
+            fut = self._loop.create_future()
+            barrier = _Op(_BARRIER, -1, None, 0, lambda exc: fut.done() or fut.set_result(None))
+            barrier.finished = True         # delivered right after every op before it
+            self._queue(barrier)
+            await fut
+        await self.side.adrain()
 
     def drain(self):
         """Wait until every submitted op has completed and its `done` has run. On the loop's
@@ -252,6 +256,7 @@ class UringWriter:
             asyncio.run_coroutine_threadsafe(self.adrain(), self._loop).result()
             return
         self._wait_idle()
+        self.side.drain()
 
     def close(self):
         """Finish every submitted op (their `done` runs), then release the ring and helper."""
@@ -261,6 +266,7 @@ class UringWriter:
             asyncio.run_coroutine_threadsafe(self._aclose(), self._loop).result()
             return
         self._wait_idle()
+        self.side.close()
         self._closed = True
         self._release()
 

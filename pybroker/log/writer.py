@@ -6,7 +6,11 @@ The seam (every writer implements it; an io_uring writer will too):
                                            `position` of `fd`
   submit_fsync(fd, done)                   fdatasync/fsync `fd` after every earlier op
   submit_call(fn, done)                    run fn() in the writer's context after every earlier op
-                                           (atomic small-file writes, index msync, ...)
+                                           (the ops behind it wait: segment trims, flushes)
+  submit_side_call(fn, done)               run fn() on the log dir's file lane (SideLane): in
+                                           order with the other side calls, but neither after
+                                           the queued writes nor ahead of the ones behind it
+                                           (checkpoints, epoch cache, producer snapshots)
   drain() / async adrain()                 wait until every submitted op has completed
   close()
 
@@ -23,8 +27,11 @@ ThreadedWriter — one background thread per log dir; each wake-up takes every q
 """
 import asyncio
 import collections
+import concurrent.futures
 import os
 import threading
+
+from asyncio.events import _get_running_loop   # public in asyncio.events.__all__; C-accelerated
 
 _IOV_MAX = 1024
 _MAX_COALESCE = 8 * 1024 * 1024
@@ -71,6 +78,8 @@ class SyncWriter:
     def submit_call(self, fn, done):
         self._run(fn, done)
 
+    submit_side_call = submit_call
+
     @staticmethod
     def _run(fn, done):
         try:
@@ -103,6 +112,7 @@ class ThreadedWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self.stats = {"wakeups": 0, "ops": 0, "syscalls": 0}
+        self.side = SideLane(f"{name}:files")
 
     # ---- submission (loop thread) ---------------------------------------------------------
 
@@ -128,10 +138,14 @@ class ThreadedWriter:
     def submit_call(self, fn, done):
         self._submit((_CALL, -1, fn, 0, done))
 
+    def submit_side_call(self, fn, done):
+        self.side.submit(fn, done)
+
     async def adrain(self):
         fut = asyncio.get_running_loop().create_future()
         self._submit((_BARRIER, -1, None, 0, lambda exc: fut.done() or fut.set_result(None)))
         await fut
+        await self.side.adrain()
 
     def drain(self):
         """Blocking drain for callers without a loop (or outside it). Completions that must run
@@ -141,8 +155,10 @@ class ThreadedWriter:
             self._ops.append((_BARRIER, -1, None, 0, None, done))
             self._cv.notify()
         done.wait()
+        self.side.drain()
 
     def close(self):
+        self.side.close()
         with self._cv:
             self._closed = True
             self._cv.notify()
@@ -233,3 +249,78 @@ class ThreadedWriter:
 def _complete_all(results):
     for done, exc in results:
         done(exc)
+
+
+class SideLane:
+    """Small-file writes of one log dir (offset checkpoints, the leader-epoch checkpoint, producer
+    snapshots) on a thread of their own, in submission order; `done(exc)` is called on the loop.
+
+    Each such write fsyncs the file and its directory. Through the writer's ordered queue, that
+    fsync held every append of the log dir behind it: with GiBs of dirty page cache an fsync here
+    took 30-280 ms, the first append of each of 256 new partitions queued one (the epoch cache),
+    and appends stalled for seconds. The lane keeps what recovery needs: the side calls stay in
+    order among themselves, so a recovery-point checkpoint is written after the epoch-cache and
+    snapshot writes queued before it (the data it covers was appended after those were queued).
+    The writer's drain()/adrain()/close() wait for the lane too (a log dir is renamed or
+    truncated only once its side writes have landed)."""
+
+    def __init__(self, name):
+        self.name = name
+        self._executor = None
+        self._loop = None
+        self._completed = collections.deque()   # (done, exc), appended by the lane thread
+        self._pending = 0                       # submitted, done not yet called (loop thread)
+        self._idle_waiters = []
+
+    def submit(self, fn, done):
+        if self._pending == 0:
+            self._loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=self.name)
+        self._pending += 1
+        self._executor.submit(self._run, fn, done)
+
+    def _run(self, fn, done):
+        try:
+            fn()
+            exc = None
+        except Exception as e:  # noqa: BLE001 — reported to the op's owner (log goes offline)
+            exc = e
+        self._completed.append((done, exc))
+        try:
+            self._loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed: drain() delivers
+            pass
+
+    def _deliver(self):
+        while self._completed:
+            done, exc = self._completed.popleft()
+            self._pending -= 1
+            done(exc)
+        if self._pending == 0:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def adrain(self):
+        if self._pending:
+            fut = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(fut)
+            await fut
+
+    def drain(self):
+        """Wait until every side call has run; on the loop's thread (or with no loop running)
+        deliver their `done` inline, from another thread leave that to the loop."""
+        if self._executor is None:
+            return
+        self._executor.submit(lambda: None).result()
+        loop = self._loop
+        if loop is None or _get_running_loop() is loop or not loop.is_running():
+            self._deliver()
+
+    def close(self):
+        self.drain()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
