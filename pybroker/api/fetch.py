@@ -59,9 +59,12 @@ async def _long_poll(ctx, req, fctx, resolved, read):
             break
         read = _read_all(ctx, req, resolved)
         if _satisfied(req, read):
-            break
-    read = _read_all(ctx, req, resolved)
-    return _response(ctx, fctx, resolved, read)
+            # answer with this read: nothing ran since it. Reading every partition again (as
+            # this did) doubled the read cost of each woken fetch over many partitions.
+            return _response(ctx, fctx, resolved, read)
+    # max_wait_ms ran out: read once more, the partitions may have changed without a wake-up
+    # (a high watermark or log start offset moved, a partition deleted)
+    return _response(ctx, fctx, resolved, _read_all(ctx, req, resolved))
 
 
 def _resolve(state, key, by_id):

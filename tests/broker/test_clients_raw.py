@@ -80,6 +80,33 @@ def test_fetch_long_poll_answers_when_a_message_arrives(bootstrap, topic):
     assert 0.4 <= elapsed < 5.0, elapsed  # woken by the append, long before max_wait
 
 
+def test_fetch_long_poll_woken_by_an_append_reads_each_partition_once(bootstrap, topic, broker):
+    # the read that finds the fetch satisfied is the one answered: one read when the request
+    # arrives, one after the wake-up (a third, repeated read doubled the cost over many partitions)
+    create_topic(bootstrap, topic)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"first"])).error_code == NONE
+    part = broker.broker.state.replicas.partition(topic, 0)
+    reads = []
+
+    def counted(*args, **kwargs):
+        reads.append(args[0])
+        return type(part).read(part, *args, **kwargs)
+    part.read = counted
+    try:
+        def late():
+            with RawClient(bootstrap) as c:
+                produce_one(c, topic, 0, batch([b"later"]))
+        timer = threading.Timer(0.3, late)
+        timer.start()
+        elapsed, pd = raw_fetch(bootstrap, topic, 1, max_wait_ms=8000)
+        timer.join(10)
+    finally:
+        del part.read
+    assert [r.value for b in iter_batches(bytes(pd.records)) for r in b.records()] == [b"later"]
+    assert elapsed < 5.0 and reads == [1, 1], reads
+
+
 def test_fetch_min_bytes_waits_for_enough_data(bootstrap, topic):
     create_topic(bootstrap, topic)
     small = batch([b"x"])
