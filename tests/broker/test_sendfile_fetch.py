@@ -138,3 +138,51 @@ def test_client_gone_mid_response_leaves_nothing_behind(broker, stored):
     with RawClient(bootstrap) as c:  # still serving, the same bytes
         resp = c.request(1, 12, fetch_body(topic))
     assert {p.partition_index: bytes(p.records) for p in resp.responses[0].partitions} == expected
+
+
+class _Transport:
+    """Records what write_parts hands the transport, and puts it on the socket in order."""
+
+    def __init__(self, sock):
+        self.sock, self.calls = sock, []
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def write(self, data):
+        self.calls.append(("write", [bytes(data)]))
+        self.sock.sendall(data)
+
+    def writelines(self, parts):
+        self.calls.append(("writelines", [bytes(p) for p in parts]))
+        self.sock.sendall(b"".join(parts))
+
+
+def test_small_regions_go_out_with_the_bytes_around_them_in_one_writev(tmp_path):
+    # a caught-up consumer over many partitions gets a few KiB per partition: its headers and
+    # small regions leave in one writelines, and only a large region goes by sendfile
+    from pybroker.codec.messages import FileRegion
+    from pybroker.network import sendfile
+
+    data = os.urandom(3 * sendfile.COALESCE_BELOW)
+    path = tmp_path / "segment"
+    path.write_bytes(data)
+
+    class Source:
+        fd = os.open(path, os.O_RDONLY)
+    small_a, small_b = FileRegion(Source, 0, 100), FileRegion(Source, 5000, 2000)
+    large = FileRegion(Source, 100, sendfile.COALESCE_BELOW)
+    parts = [b"h1", small_a, b"h2", small_b, large, b"tail", FileRegion(Source, 7, 9)]
+    a, b = socket.socketpair()
+    try:
+        transport = _Transport(a)
+        copied, sent = STATS.copied_bytes, STATS.sendfile_bytes
+        assert sendfile.write_parts(transport, parts, a.fileno()) is None
+        expected = (b"h1" + data[:100] + b"h2" + data[5000:7000] + data[100:100 + large.size]
+                    + b"tail" + data[7:16])
+        assert read_exact(b, len(expected)) == expected
+    finally:
+        a.close(), b.close(), os.close(Source.fd)
+    assert transport.calls == [("writelines", [b"h1", data[:100], b"h2", data[5000:7000]]),
+                               ("writelines", [b"tail", data[7:16]])]
+    assert STATS.copied_bytes - copied == 2109 and STATS.sendfile_bytes - sent == large.size
