@@ -350,6 +350,19 @@ def read_pairs(path: str) -> tuple[array.array, array.array]:
     return sent, lat
 
 
+def per_second(sent_ns, lat_ns, start_ns) -> list:
+    """[second since the first send, messages sent in it, p50 ms, max ms] per second of sending:
+    shows whether a high p99 is one stall or the whole run."""
+    seconds: dict[int, list] = {}
+    for s, l in zip(sent_ns, lat_ns):
+        seconds.setdefault((s - start_ns) // 1_000_000_000, []).append(l)
+    out = []
+    for second, lats in sorted(seconds.items()):
+        lats.sort()
+        out.append([second, len(lats), round(percentiles(lats, [0.5])[0] / 1e6, 2), round(lats[-1] / 1e6, 2)])
+    return out
+
+
 def latency_result(args, pairs, start_ns, sent, seconds, errors, unflushed, child_result) -> dict:
     sent_ns, lat_ns = pairs
     cutoff = start_ns + int(args.warmup * 1e9)
@@ -363,6 +376,7 @@ def latency_result(args, pairs, start_ns, sent, seconds, errors, unflushed, chil
         "p50_ms": ms[0], "p99_ms": ms[1], "p999_ms": ms[2], "max_ms": ms[3],
         "mean_ms": round(sum(steady) / len(steady) / 1e6, 3) if steady else None,
         "cdf": [[q, v / 1e6] for q, v in zip(CDF_QUANTILES, cdf) if v is not None],
+        "per_second": per_second(sent_ns, lat_ns, start_ns),
         "errors": errors.count, "first_error": errors.first, "unflushed": unflushed,
         "consumer_errors": child_result.get("errors"), "timed_out": len(lat_ns) < sent,
         "config": producer_config(args),

@@ -441,6 +441,10 @@ def test_driver_latency_at_a_fixed_rate(broker):
     assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"] <= r["max_ms"] < 5000
     assert 300 <= r["achieved_rate"] <= 420
     assert r["cdf"][-1] == [1.0, r["max_ms"]]
+    # per second of sending: every message counted once, the worst second holds the maximum
+    seconds = r["per_second"]
+    assert [s[0] for s in seconds][:2] == [0, 1] and sum(s[1] for s in seconds) == 800
+    assert max(s[3] for s in seconds) >= r["max_ms"] and all(0 < s[2] <= s[3] for s in seconds)
 
 
 def test_cluster_ids_never_start_with_a_dash(monkeypatch):
