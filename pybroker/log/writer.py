@@ -281,12 +281,7 @@ class SideLane:
         self._executor.submit(self._run, fn, done)
 
     def _run(self, fn, done):
-        try:
-            fn()
-            exc = None
-        except Exception as e:  # noqa: BLE001 — reported to the op's owner (log goes offline)
-            exc = e
-        self._completed.append((done, exc))
+        self._completed.append((done, ThreadedWriter._call(fn)))
         try:
             self._loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the loop is closed: drain() delivers

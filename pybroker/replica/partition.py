@@ -121,24 +121,25 @@ class Partition:
             # log.read would answer (nothing; the isolation bound is at or below the high
             # watermark), without its lookups. A 256-partition consumer re-reads every partition
             # of its session on each wake-up.
-            return PartitionRead(b"", 0, fetch_offset, log.last_stable_offset, log.log_start_offset,
-                                 [] if read_committed else None)
-        isolation = FetchIsolation.TXN_COMMITTED if read_committed else FetchIsolation.HIGH_WATERMARK
-        try:
-            info = self.log.read(fetch_offset, max_bytes, isolation, min_one_message=min_one)
-        except LogError as exc:
-            raise PartitionError(exc.error_code, str(exc)) from exc
-        records = info.records
-        # The first batch did not fit what is left of the response (min_one is off once an
-        # earlier partition returned data): send nothing rather than a cut batch, as Kafka does
-        # for Fetch v3+. A partition holding only a partial batch makes the Java consumer fail
-        # ("Failed to make progress ... no complete records were found").
-        size = 0 if info.first_entry_incomplete else len(records)
-        if size and not isinstance(records, (bytes, bytearray, memoryview)):
-            records = FileRegion(records, records.position, size)  # sent with sendfile
-        return PartitionRead(records if size else b"", size, self.log.high_watermark,
-                             self.log.last_stable_offset, self.log.log_start_offset,
-                             [] if read_committed else None)
+            records, size = b"", 0
+        else:
+            isolation = FetchIsolation.TXN_COMMITTED if read_committed else FetchIsolation.HIGH_WATERMARK
+            try:
+                info = log.read(fetch_offset, max_bytes, isolation, min_one_message=min_one)
+            except LogError as exc:
+                raise PartitionError(exc.error_code, str(exc)) from exc
+            records = info.records
+            # The first batch did not fit what is left of the response (min_one is off once an
+            # earlier partition returned data): send nothing rather than a cut batch, as Kafka
+            # does for Fetch v3+. A partition holding only a partial batch makes the Java
+            # consumer fail ("Failed to make progress ... no complete records were found").
+            size = 0 if info.first_entry_incomplete else len(records)
+            if not size:
+                records = b""
+            elif not isinstance(records, (bytes, bytearray, memoryview)):
+                records = FileRegion(records, records.position, size)  # sent with sendfile
+        return PartitionRead(records, size, log.high_watermark, log.last_stable_offset,
+                             log.log_start_offset, [] if read_committed else None)
 
     # -- offset lookups -----------------------------------------------------------------------
     def epoch_for_offset(self, offset: int) -> int:
