@@ -41,6 +41,9 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from pybroker_core.crc32c cimport crc32c_update
+from pybroker_core.record_cursor cimport (
+    CUR_FIELD, CUR_LENGTH, CUR_NEG, CUR_OK, CUR_TRAILING, CUR_VARINT, Cur, RecordFields,
+    cur_record_fields, cur_varint)
 
 from pybroker.codec import compression as _compression
 from pybroker.codec.errors import CorruptRecordError, InvalidRecordError
@@ -62,13 +65,13 @@ cdef enum:
 
 # nogil error codes (turned into exceptions once the GIL is held)
 cdef enum:
-    OK = 0
-    E_VARINT = 1
-    E_RECORD_LENGTH = 2
-    E_FIELD = 3
-    E_TRAILING = 4
+    OK = CUR_OK
+    E_VARINT = CUR_VARINT
+    E_RECORD_LENGTH = CUR_LENGTH
+    E_FIELD = CUR_FIELD
+    E_TRAILING = CUR_TRAILING
     E_COUNT = 5
-    E_NEG_LEN = 6
+    E_NEG = CUR_NEG
     E_NOMEM = 7
     E_HEADER = 8
     E_CRC = 9
@@ -277,151 +280,33 @@ cdef class OffsetMap:
         return self.size
 
 
-# -- varints and records (nogil, bounds-checked) --------------------------------------------------
-
-cdef struct Cur:
-    const uint8_t* p
-    Py_ssize_t pos
-    Py_ssize_t end
-    Py_ssize_t err_pos
-
-
-cdef inline int rd_uvarint(Cur* c, uint64_t* out, int max_bytes) noexcept nogil:
-    cdef uint64_t v = 0
-    cdef int shift = 0, n = 0
-    cdef uint8_t b
-    while True:
-        if c.pos >= c.end or n == max_bytes:
-            c.err_pos = c.pos
-            return E_VARINT
-        b = c.p[c.pos]
-        c.pos += 1
-        n += 1
-        v |= (<uint64_t>(b & 0x7F)) << shift
-        if not (b & 0x80):
-            out[0] = v
-            return OK
-        shift += 7
-
-
-cdef inline int rd_varint(Cur* c, int32_t* out) noexcept nogil:
-    cdef uint64_t u
-    cdef Py_ssize_t at = c.pos
-    if rd_uvarint(c, &u, 5) != OK or u > 0xFFFFFFFFULL:
-        c.err_pos = at
-        return E_VARINT
-    out[0] = <int32_t>((<uint32_t>u >> 1) ^ (-(<int32_t>(u & 1))))
-    return OK
-
-
-cdef inline int rd_varlong(Cur* c, int64_t* out) noexcept nogil:
-    cdef uint64_t u
-    cdef Py_ssize_t at = c.pos
-    if rd_uvarint(c, &u, 10) != OK:
-        c.err_pos = at
-        return E_VARINT
-    out[0] = <int64_t>((u >> 1) ^ (-(<int64_t>(u & 1))))
-    return OK
-
-
-cdef inline int skip_bytes(Cur* c, int32_t n, bint nullable) noexcept nogil:
-    if n < 0:
-        if nullable and n == -1:
-            return OK
-        c.err_pos = c.pos
-        return E_NEG_LEN
-    if n > c.end - c.pos:
-        c.err_pos = c.pos
-        return E_FIELD
-    c.pos += n
-    return OK
-
-
 cdef struct Rec:
     Py_ssize_t start          # the length varint
     Py_ssize_t end            # after the record
-    Py_ssize_t ts_start       # the timestamp delta varlong
-    Py_ssize_t ts_end
-    int64_t ts_delta
-    int32_t offset_delta
-    Py_ssize_t key_pos
-    int32_t key_len           # -1 = null
-    int32_t value_len         # -1 = null
     int32_t body_len
+    RecordFields f            # what follows the length (record_cursor.pxd)
 
 
 cdef int parse_record(Cur* c, Rec* r) noexcept nogil:
     """One record at c.pos (advances past it). Fields must stay inside the declared length."""
-    cdef int32_t length, n, count, i
     cdef Py_ssize_t outer_end = c.end
     cdef int rc
     r.start = c.pos
-    rc = rd_varint(c, &length)
+    rc = cur_varint(c, &r.body_len)
     if rc:
         return rc
-    if length < 0 or length > outer_end - c.pos:
-        c.err_pos = r.start
+    if r.body_len < 0 or r.body_len > outer_end - c.pos:
+        c.err = r.start
         return E_RECORD_LENGTH
-    r.body_len = length
-    r.end = c.pos + length
+    r.end = c.pos + r.body_len
     c.end = r.end
-    rc = _parse_fields(c, r)
+    rc = cur_record_fields(c, &r.f)
     c.end = outer_end
     if rc:
         return rc
     if c.pos != r.end:
-        c.err_pos = r.start
+        c.err = r.start
         return E_TRAILING
-    return OK
-
-
-cdef int _parse_fields(Cur* c, Rec* r) noexcept nogil:
-    cdef int32_t n, count, i
-    cdef int rc
-    if c.pos >= c.end:
-        c.err_pos = c.pos
-        return E_FIELD
-    c.pos += 1                                            # record attributes
-    r.ts_start = c.pos
-    rc = rd_varlong(c, &r.ts_delta)
-    if rc:
-        return rc
-    r.ts_end = c.pos
-    rc = rd_varint(c, &r.offset_delta)
-    if rc:
-        return rc
-    rc = rd_varint(c, &r.key_len)
-    if rc:
-        return rc
-    r.key_pos = c.pos
-    rc = skip_bytes(c, r.key_len, True)
-    if rc:
-        return rc
-    rc = rd_varint(c, &r.value_len)
-    if rc:
-        return rc
-    rc = skip_bytes(c, r.value_len, True)
-    if rc:
-        return rc
-    rc = rd_varint(c, &count)
-    if rc:
-        return rc
-    if count < 0:
-        c.err_pos = c.pos
-        return E_NEG_LEN
-    for i in range(count):
-        rc = rd_varint(c, &n)
-        if rc:
-            return rc
-        rc = skip_bytes(c, n, False)
-        if rc:
-            return rc
-        rc = rd_varint(c, &n)
-        if rc:
-            return rc
-        rc = skip_bytes(c, n, True)
-        if rc:
-            return rc
     return OK
 
 
@@ -432,7 +317,7 @@ cdef object _error(int code, Py_ssize_t at, Py_ssize_t base):
                E_FIELD: "record field runs past the record's declared length",
                E_TRAILING: "record fields do not fill its declared length",
                E_COUNT: "record count does not match the records in the batch",
-               E_NEG_LEN: "negative length",
+               E_NEG: "negative length",
                E_HEADER: "invalid batch header",
                E_CRC: "CRC mismatch"}
     if code == E_NOMEM:
@@ -573,14 +458,14 @@ cdef int walk_keys(OffsetMap m, const uint8_t* p, Py_ssize_t start, Py_ssize_t e
             return E_COUNT
         rc = parse_record(&c, &r)
         if rc:
-            err_pos[0] = c.err_pos
+            err_pos[0] = c.err
             return rc
-        offset = b.base_offset + r.offset_delta
-        if r.key_len >= 0 and offset >= start_offset:
+        offset = b.base_offset + r.f.offset_delta
+        if r.f.key_len >= 0 and offset >= start_offset:
             if m.full():
                 full[0] = 1
                 return OK
-            murmur3_128(p + r.key_pos, r.key_len, &h1, &h2)
+            murmur3_128(p + r.f.key_pos, r.f.key_len, &h1, &h2)
             if m.put_hash(h1, h2, offset) < 0:          # cannot happen: full() was checked
                 full[0] = 1
                 return OK
@@ -656,9 +541,9 @@ cdef int control_type_of(const uint8_t* p, Py_ssize_t start, Py_ssize_t end, int
     c.p = p
     c.pos = start
     c.end = end
-    if parse_record(&c, &r) != OK or r.key_len < 4:
+    if parse_record(&c, &r) != OK or r.f.key_len < 4:
         return -2
-    return <int16_t>be16(p + r.key_pos + 2)
+    return <int16_t>be16(p + r.f.key_pos + 2)
 
 
 # -- offset map build -------------------------------------------------------------------------
@@ -1025,17 +910,17 @@ cdef class SegmentCleaner:
 
     cdef bint keep_record(self, Batch* b, const uint8_t* rp, Rec* r) noexcept nogil:
         """Kafka's shouldRetainRecord for a data record."""
-        cdef int64_t offset = b.base_offset + r.offset_delta
+        cdef int64_t offset = b.base_offset + r.f.offset_delta
         cdef int64_t found
         if offset > self.map.latest_offset:
             return True
-        if r.key_len < 0:
+        if r.f.key_len < 0:
             self.invalid_messages += 1
             return False
-        found = self.map.get_key(rp + r.key_pos, r.key_len)
+        found = self.map.get_key(rp + r.f.key_pos, r.f.key_len)
         if offset < found:
             return False
-        if r.value_len >= 0:
+        if r.f.value_len >= 0:
             return True
         return not (b.attributes & HORIZON_MASK) or self.now < b.base_timestamp
 
@@ -1097,15 +982,15 @@ cdef class SegmentCleaner:
                 return E_COUNT
             rc = parse_record(&c, &r)
             if rc:
-                err_pos[0] = c.err_pos
+                err_pos[0] = c.err
                 return rc
             if self.discard_records or not (control or self.keep_record(b, rp, &r)):
                 f.dropped += 1
                 continue
             f.kept += 1
-            if r.value_len < 0:
+            if r.f.value_len < 0:
                 f.tombstones = 1
-            ts = b.base_timestamp + r.ts_delta
+            ts = b.base_timestamp + r.f.ts_delta
             if ts > f.max_ts:
                 f.max_ts = ts
             if buf_put(&self.tmp, rp + r.start, r.end - r.start):
@@ -1138,15 +1023,15 @@ cdef class SegmentCleaner:
                 free(dst.p)
                 return rc
             # length | attributes | new ts delta | everything after the old ts delta
-            hn = put_uvarint(head + 10, zigzag64(b.base_timestamp + r.ts_delta - new_base))
-            body = 1 + hn + (r.end - r.ts_end)
+            hn = put_uvarint(head + 10, zigzag64(b.base_timestamp + r.f.ts_delta - new_base))
+            body = 1 + hn + (r.end - r.f.ts_end)
             if buf_reserve(&dst, 5 + body):
                 free(dst.p)
                 return E_NOMEM
             dst.len += put_uvarint(dst.p + dst.len, zigzag32(<int32_t>body))
-            dst.p[dst.len] = src.p[r.ts_start - 1]
+            dst.p[dst.len] = src.p[r.f.ts_start - 1]
             memcpy(dst.p + dst.len + 1, head + 10, hn)
-            memcpy(dst.p + dst.len + 1 + hn, src.p + r.ts_end, r.end - r.ts_end)
+            memcpy(dst.p + dst.len + 1 + hn, src.p + r.f.ts_end, r.end - r.f.ts_end)
             dst.len += body
         free(self.tmp.p)
         self.tmp = dst

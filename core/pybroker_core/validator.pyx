@@ -24,6 +24,9 @@ the position in `data`. The loop runs without the GIL.
 cimport cython
 from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
+from pybroker_core.record_cursor cimport (
+    CUR_FIELD, CUR_LENGTH, CUR_NEG, CUR_OK, CUR_TRAILING, CUR_VARINT, Cur, RecordFields, cur_record_fields, cur_varint)
+
 from pybroker.codec.errors import InvalidRecordError
 
 __all__ = ["scan_records", "KIND_NO_KEY", "KIND_TIMESTAMP", "KIND_TOO_LARGE", "KIND_OFFSET"]
@@ -41,13 +44,13 @@ KIND_OFFSET = K_OFFSET
 DEF MAX_FINDINGS = 1024
 
 cdef enum:
-    OK = 0
-    E_VARINT = 1
-    E_LENGTH = 2
-    E_FIELD = 3
-    E_TRAILING = 4
+    OK = CUR_OK
+    E_VARINT = CUR_VARINT
+    E_LENGTH = CUR_LENGTH
+    E_FIELD = CUR_FIELD
+    E_TRAILING = CUR_TRAILING
     E_COUNT = 5
-    E_NEG = 6
+    E_NEG = CUR_NEG
 
 _REASONS = {E_VARINT: "truncated or over-long varint", E_LENGTH: "record length outside its batch",
             E_FIELD: "record field runs past the record's declared length",
@@ -56,122 +59,21 @@ _REASONS = {E_VARINT: "truncated or over-long varint", E_LENGTH: "record length 
             E_NEG: "negative length"}
 
 
-cdef struct Cur:
-    const uint8_t* p
-    Py_ssize_t pos
-    Py_ssize_t end
-    Py_ssize_t err
-
-
 cdef struct Finding:
     int32_t index
     int32_t kind
     int64_t detail
 
 
-cdef inline int uvarint(Cur* c, uint64_t* out, int max_bytes) noexcept nogil:
-    cdef uint64_t v = 0
-    cdef int shift = 0, n = 0
-    cdef uint8_t b
-    cdef Py_ssize_t at = c.pos
-    while True:
-        if c.pos >= c.end or n == max_bytes:
-            c.err = at
-            return E_VARINT
-        b = c.p[c.pos]
-        c.pos += 1
-        n += 1
-        v |= (<uint64_t>(b & 0x7F)) << shift
-        if not (b & 0x80):
-            out[0] = v
-            return OK
-        shift += 7
-
-
-cdef inline int varint(Cur* c, int32_t* out) noexcept nogil:
-    cdef uint64_t u
-    cdef Py_ssize_t at = c.pos
-    if uvarint(c, &u, 5) != OK or u > 0xFFFFFFFFULL:
-        c.err = at
-        return E_VARINT
-    out[0] = <int32_t>((<uint32_t>u >> 1) ^ (-(<int32_t>(u & 1))))
-    return OK
-
-
-cdef inline int varlong(Cur* c, int64_t* out) noexcept nogil:
-    cdef uint64_t u
-    if uvarint(c, &u, 10) != OK:
-        return E_VARINT
-    out[0] = <int64_t>((u >> 1) ^ (-(<int64_t>(u & 1))))
-    return OK
-
-
-cdef inline int skip(Cur* c, int32_t n, bint nullable) noexcept nogil:
-    if n < 0:
-        if nullable and n == -1:
-            return OK
-        c.err = c.pos
-        return E_NEG
-    if n > c.end - c.pos:
-        c.err = c.pos
-        return E_FIELD
-    c.pos += n
-    return OK
-
-
-cdef int fields(Cur* c, int64_t* ts_delta, int32_t* offset_delta, int32_t* key_len) noexcept nogil:
-    cdef int32_t n, count, i
-    cdef int rc
-    if c.pos >= c.end:
-        c.err = c.pos
-        return E_FIELD
-    c.pos += 1
-    rc = varlong(c, ts_delta)
-    if rc:
-        return rc
-    rc = varint(c, offset_delta)
-    if rc:
-        return rc
-    rc = varint(c, key_len)
-    if rc:
-        return rc
-    rc = skip(c, key_len[0], True)
-    if rc:
-        return rc
-    rc = varint(c, &n)
-    if rc:
-        return rc
-    rc = skip(c, n, True)
-    if rc:
-        return rc
-    rc = varint(c, &count)
-    if rc:
-        return rc
-    if count < 0:
-        c.err = c.pos
-        return E_NEG
-    for i in range(count):
-        rc = varint(c, &n)
-        if rc:
-            return rc
-        rc = skip(c, n, False)
-        if rc:
-            return rc
-        rc = varint(c, &n)
-        if rc:
-            return rc
-        rc = skip(c, n, True)
-        if rc:
-            return rc
-    return OK
-
-
 cdef int walk(Cur* c, int32_t count, int64_t base_ts, bint require_key, int64_t min_ts,
               int64_t max_ts, int64_t max_size, bint check_offsets, Finding* found,
               int32_t* n_found) noexcept nogil:
-    cdef int32_t i, length, offset_delta, key_len
-    cdef int64_t ts_delta, ts
-    cdef Py_ssize_t start, outer = c.end, rend
+    cdef int32_t i
+    cdef int64_t ts
+    cdef Py_ssize_t outer = c.end
+    cdef RecordFields f
+    cdef int32_t length
+    cdef Py_ssize_t start, rend
     cdef int rc
     cdef int32_t kind
     cdef int64_t detail
@@ -180,7 +82,7 @@ cdef int walk(Cur* c, int32_t count, int64_t base_ts, bint require_key, int64_t 
             c.err = c.pos
             return E_COUNT
         start = c.pos
-        rc = varint(c, &length)
+        rc = cur_varint(c, &length)
         if rc:
             return rc
         if length < 0 or length > outer - c.pos:
@@ -188,7 +90,7 @@ cdef int walk(Cur* c, int32_t count, int64_t base_ts, bint require_key, int64_t 
             return E_LENGTH
         rend = c.pos + length
         c.end = rend
-        rc = fields(c, &ts_delta, &offset_delta, &key_len)
+        rc = cur_record_fields(c, &f)
         c.end = outer
         if rc:
             return rc
@@ -196,15 +98,15 @@ cdef int walk(Cur* c, int32_t count, int64_t base_ts, bint require_key, int64_t 
             c.err = start
             return E_TRAILING
         kind = -1
-        ts = <int64_t>(<uint64_t>base_ts + <uint64_t>ts_delta)
-        if require_key and key_len < 0:
+        ts = <int64_t>(<uint64_t>base_ts + <uint64_t>f.ts_delta)
+        if require_key and f.key_len < 0:
             kind, detail = K_NO_KEY, -1
         elif ts != -1 and (ts < min_ts or ts > max_ts):
             kind, detail = K_TIMESTAMP, ts
         elif length > max_size:
             kind, detail = K_TOO_LARGE, length
-        elif check_offsets and offset_delta != i:
-            kind, detail = K_OFFSET, offset_delta
+        elif check_offsets and f.offset_delta != i:
+            kind, detail = K_OFFSET, f.offset_delta
         if kind >= 0 and n_found[0] < MAX_FINDINGS:
             found[n_found[0]].index = i
             found[n_found[0]].kind = kind

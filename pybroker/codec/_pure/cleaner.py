@@ -14,6 +14,7 @@ import struct
 
 from pybroker import _impl
 from pybroker.codec import compression as _compression
+from pybroker.codec._pure.record_cursor import REASONS, CursorError, read_record, records
 from pybroker.codec.errors import CorruptRecordError, InvalidRecordError
 
 _crc = _impl.load("crc32c")
@@ -34,25 +35,16 @@ DELETE, DELETE_EMPTY, RETAIN_EMPTY = 0, 1, 2
 _M64 = (1 << 64) - 1
 _HEAD = struct.Struct(">qiiBIhiqqqhii")
 
-_REASONS = {
-    "varint": "truncated or over-long varint",
-    "record_length": "record length outside its batch",
-    "field": "record field runs past the record's declared length",
-    "trailing": "record fields do not fill its declared length",
-    "count": "record count does not match the records in the batch",
-    "neg_len": "negative length",
-    "header": "invalid batch header",
-    "crc": "CRC mismatch",
-}
+_REASONS = {**REASONS, "header": "invalid batch header", "crc": "CRC mismatch"}
 
 
-class _Fail(Exception):
-    def __init__(self, kind, pos):
-        self.kind, self.pos = kind, pos
+class _Fail(CursorError):
+    """A batch-level failure ("header", "crc"); the record walk raises CursorError."""
 
-    def to_error(self, base):
-        cls = CorruptRecordError if self.kind in ("header", "crc") else InvalidRecordError
-        return cls(_REASONS[self.kind], base + self.pos)
+
+def _to_error(exc, base):
+    cls = CorruptRecordError if exc.kind in ("header", "crc") else InvalidRecordError
+    return cls(_REASONS[exc.kind], base + exc.pos)
 
 
 # ---- hash ---------------------------------------------------------------------------------------
@@ -163,95 +155,6 @@ class OffsetMap:
 
 # ---- records ------------------------------------------------------------------------------------
 
-class _Rec:
-    __slots__ = ("start", "end", "ts_start", "ts_end", "ts_delta", "offset_delta", "key", "value_null")
-
-
-def _uvarint(buf, pos, end, max_bytes):
-    value = shift = n = 0
-    while True:
-        if pos >= end or n == max_bytes:
-            raise _Fail("varint", pos)
-        b = buf[pos]
-        pos += 1
-        n += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _varint(buf, pos, end):
-    u, nxt = _uvarint(buf, pos, end, 5)
-    if u > 0xFFFFFFFF:
-        raise _Fail("varint", pos)
-    v = (u >> 1) ^ -(u & 1)
-    return v, nxt
-
-
-def _varlong(buf, pos, end):
-    u, nxt = _uvarint(buf, pos, end, 10)
-    u &= _M64
-    v = (u >> 1) ^ -(u & 1)
-    return v, nxt
-
-
-def _skip(buf, pos, end, n, nullable):
-    if n < 0:
-        if nullable and n == -1:
-            return pos
-        raise _Fail("neg_len", pos)
-    if n > end - pos:
-        raise _Fail("field", pos)
-    return pos + n
-
-
-def _parse_record(buf, pos, end):
-    """(record, next position); fields must stay inside the record's declared length."""
-    r = _Rec()
-    r.start = pos
-    length, pos = _varint(buf, pos, end)
-    if length < 0 or length > end - pos:
-        raise _Fail("record_length", r.start)
-    r.end = rend = pos + length
-    if pos >= rend:
-        raise _Fail("field", pos)
-    pos += 1                                          # record attributes
-    r.ts_start = pos
-    r.ts_delta, pos = _varlong(buf, pos, rend)
-    r.ts_end = pos
-    r.offset_delta, pos = _varint(buf, pos, rend)
-    klen, pos = _varint(buf, pos, rend)
-    kpos = pos
-    pos = _skip(buf, pos, rend, klen, True)
-    r.key = None if klen < 0 else bytes(buf[kpos:kpos + klen])
-    vlen, pos = _varint(buf, pos, rend)
-    pos = _skip(buf, pos, rend, vlen, True)
-    r.value_null = vlen < 0
-    count, pos = _varint(buf, pos, rend)
-    if count < 0:
-        raise _Fail("neg_len", pos)
-    for _ in range(count):
-        n, pos = _varint(buf, pos, rend)
-        pos = _skip(buf, pos, rend, n, False)
-        n, pos = _varint(buf, pos, rend)
-        pos = _skip(buf, pos, rend, n, True)
-    if pos != rend:
-        raise _Fail("trailing", r.start)
-    return r, pos
-
-
-def _records(buf, start, end, count):
-    pos = start
-    for _ in range(count):
-        if pos >= end:
-            raise _Fail("count", pos)
-        r, pos = _parse_record(buf, pos, end)
-        yield r
-    if pos != end:
-        raise _Fail("count", pos)
-
-
 def _zigzag_bytes(v, bits):
     u = ((v << 1) ^ (v >> (bits - 1))) & ((1 << bits) - 1)
     out = bytearray()
@@ -306,12 +209,12 @@ def _control_type(buf, b):
     if b.count == 0:
         return -1
     try:
-        r, _ = _parse_record(buf, b.pos + HEADER, b.pos + b.size)
-    except _Fail:
+        r, _ = read_record(buf, b.pos + HEADER, b.pos + b.size)
+    except CursorError:
         return -2
-    if r.key is None or len(r.key) < 4:
+    if r.key_len < 4:
         return -2
-    return int.from_bytes(r.key[2:4], "big", signed=True)
+    return int.from_bytes(buf[r.key_pos + 2:r.key_pos + 4], "big", signed=True)
 
 
 def _decompress(buf, b, base_position, max_size):
@@ -379,8 +282,8 @@ def build_offset_map(m, data, pos, start_offset, txn, base_position=0, max_decom
             if _map_batch(m, buf, b, start_offset, txn, base_position, max_decompressed_size):
                 return pos, True
             pos += b.size
-    except _Fail as exc:
-        raise exc.to_error(base_position) from None
+    except CursorError as exc:
+        raise _to_error(exc, base_position) from None
     return pos, False
 
 
@@ -407,12 +310,12 @@ def _map_records(m, buf, b, start_offset, base_position, max_size):
     else:
         blob, start, end = buf, b.pos + HEADER, b.pos + b.size
     try:
-        for r in _records(blob, start, end, b.count):
+        for r in records(blob, start, end, b.count):
             offset = b.base_offset + r.offset_delta
-            if r.key is not None and offset >= start_offset:
-                if m.full() or not m.put_hash(hash_key(r.key), offset):
+            if r.key_len >= 0 and offset >= start_offset:
+                if m.full() or not m.put_hash(hash_key(r.key(blob)), offset):
                     return True
-    except _Fail as exc:
+    except CursorError as exc:
         if codec:
             raise InvalidRecordError(f"{_REASONS[exc.kind]} (decompressed batch)",
                                      base_position + b.pos) from None
@@ -488,8 +391,8 @@ class SegmentCleaner:
                     break
                 self._clean_batch(buf, b, out, base_position)
                 pos += b.size
-        except _Fail as exc:
-            raise exc.to_error(base_position) from None
+        except CursorError as exc:
+            raise _to_error(exc, base_position) from None
         return bytes(out), pos
 
     def _clean_batch(self, buf, b, out, base_position):
@@ -511,7 +414,7 @@ class SegmentCleaner:
             blob = memoryview(_decompress(buf, b, base_position, self.max_decompressed)).cast("B")
             try:
                 kept = self._collect(b, blob, 0, len(blob), control, discard_records)
-            except _Fail as exc:
+            except CursorError as exc:
                 raise InvalidRecordError(f"{_REASONS[exc.kind]} (decompressed batch)",
                                          base_position + b.pos) from None
         else:
@@ -533,28 +436,28 @@ class SegmentCleaner:
             return RETAIN_EMPTY, discard
         return (DELETE if discard else DELETE_EMPTY), discard
 
-    def _keep(self, b, r):
+    def _keep(self, b, buf, r):
         offset = b.base_offset + r.offset_delta
         if offset > self.map.latest_offset:
             return True
-        if r.key is None:
+        if r.key_len < 0:
             self.invalid_messages += 1
             return False
-        if offset < self.map._table.get(hash_key(r.key), -1):
+        if offset < self.map._table.get(hash_key(r.key(buf)), -1):
             return False
-        if not r.value_null:
+        if r.value_len >= 0:
             return True
         return not (b.attributes & HORIZON_MASK) or self.now < b.base_timestamp
 
     def _collect(self, b, buf, start, end, control, discard_records):
         """[(record, its bytes)] kept, plus tombstone flag, dropped count and max timestamp."""
         kept, dropped, tombstones, max_ts = [], 0, False, -1
-        for r in _records(buf, start, end, b.count):
-            if discard_records or not (control or self._keep(b, r)):
+        for r in records(buf, start, end, b.count):
+            if discard_records or not (control or self._keep(b, buf, r)):
                 dropped += 1
                 continue
             kept.append((r, bytes(buf[r.start:r.end])))
-            tombstones |= r.value_null
+            tombstones |= r.value_len < 0
             max_ts = max(max_ts, b.base_timestamp + r.ts_delta)
         return kept, dropped, tombstones, max_ts
 
