@@ -444,7 +444,7 @@ def test_driver_latency_at_a_fixed_rate(broker):
     # per second of sending: every message counted once, the worst second holds the maximum
     seconds = r["per_second"]
     assert [s[0] for s in seconds][:2] == [0, 1] and sum(s[1] for s in seconds) == 800
-    assert max(s[3] for s in seconds) >= r["max_ms"] and all(0 < s[2] <= s[3] for s in seconds)
+    assert max(s[3] for s in seconds) >= round(r["max_ms"], 2) and all(0 < s[2] <= s[3] for s in seconds)
 
 
 def test_cluster_ids_never_start_with_a_dash(monkeypatch):
