@@ -9,7 +9,7 @@
 # Every function returns CUR_OK or an error code and, on error, leaves in `c.err` the position
 # the error is reported at (the start of a bad varint, the field that does not fit). The record
 # length and the check that the fields fill it stay in each walker: inlined as one more layer
-# here they made the validator's scan 40 % slower (17 -> 24 us per 1000 records).
+# here they made the validator's scan of 1000 records take 24 us instead of 17.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 cdef enum:
@@ -90,7 +90,7 @@ cdef inline int cur_skip(Cur* c, int32_t n, bint nullable) noexcept nogil:
 cdef inline int cur_record_fields(Cur* c, RecordFields* r) noexcept nogil:
     """The fields of one record after its length varint, up to c.end (set it to the record's end).
     Works on locals and fills `r` at the end: with -fno-strict-aliasing every store through `r`
-    made the compiler reload the cursor (the validator's scan ran 40 % slower)."""
+    made the compiler reload the cursor (the validator's scan of 1000 records: 19 us, not 17)."""
     cdef int32_t n, count, i, offset_delta, key_len, value_len
     cdef int64_t ts_delta
     cdef Py_ssize_t ts_start, ts_end, key_pos
