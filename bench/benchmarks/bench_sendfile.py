@@ -11,6 +11,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 
 from pybroker.codec.messages import FileRegion
 from pybroker.network import sendfile
@@ -37,7 +38,7 @@ class _SocketTransport:
 class WriteParts:
     params = ([0, 16384], [2048, 8192])
     param_names = ["coalesce_below", "region_bytes"]
-    timer = __import__("time").process_time   # sender and receiver CPU, not wall time
+    timer = time.process_time   # sender and receiver CPU, not wall time
 
     def setup(self, coalesce_below, region_bytes):
         self.saved = sendfile.COALESCE_BELOW
