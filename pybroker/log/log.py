@@ -97,6 +97,7 @@ class Log:
         self._flushed_offset = self.recovery_point
         self._write_waiters = collections.deque()
         self._flush_waiters = collections.deque()
+        self._unwritten = collections.deque()   # [done, segment, end position, next offset]
         self._background_flushes = set()  # roll fsyncs running off the writer
         self.offline_error = None
         self.last_flush_ms = clock()
@@ -289,16 +290,32 @@ class Log:
             self._persist_epoch_cache()
 
     def _written_callback(self, segment, end_position, next_offset):
+        # The writer completes the writes of one file in order, but not those of different
+        # files (a write parked in the kernel must not hold up the other partitions): the last
+        # writes to a rolled segment may complete after the first ones to the next. Offsets
+        # become readable only up to the first write still outstanding.
+        entry = [False, segment, end_position, next_offset]
+        pending = self._unwritten
+        pending.append(entry)
+
         def done(exc):
             if exc is not None:
                 self._mark_offline(exc)
                 return
-            segment.log.on_written(end_position)
-            if next_offset > self._stable.message_offset:
-                self._stable = LogOffsetMetadata(next_offset, segment.base_offset, end_position)
+            entry[0] = True
+            if not pending or pending[0] is not entry:
+                return      # an earlier write is outstanding (or a truncation dropped this one)
+            start = reached = self._stable.message_offset
+            while pending and pending[0][0]:
+                _, seg, end, nxt = pending.popleft()
+                seg.log.on_written(end)
+                if nxt > reached:
+                    reached = nxt
+                    self._stable = LogOffsetMetadata(nxt, seg.base_offset, end)
+            if reached > start:
                 if not self.replicated:
                     self.high_watermark_metadata = self._stable
-                self._wake(self._write_waiters, next_offset)
+                self._wake(self._write_waiters, reached)
         return done
 
     # ---- waiting ----------------------------------------------------------------------------
@@ -665,6 +682,7 @@ class Log:
         self._after_truncation(new_offset)
 
     def _after_truncation(self, target):
+        self._unwritten.clear()     # the writer was drained: nothing is outstanding
         self._next_offset = target
         self._stable = self._end_metadata()
         if self.high_watermark > target or not self.replicated:

@@ -14,8 +14,12 @@ The seam (every writer implements it; an io_uring writer will too):
   drain() / async adrain()                 wait until every submitted op has completed
   close()
 
-Ops complete in submission order. `done(exc)` is called on the event-loop thread (exc is None on
-success, else the OSError), so the log's state is only ever touched by the loop: no locks.
+Completion order: the writes to one fd complete in submission order, and an fsync or call
+completes after every op submitted before it; writes to different fds may complete in either
+order (UringWriter lets a write parked in the kernel hold up its own file only; the writers
+here keep the whole submission order, which satisfies the same contract). `done(exc)` is called
+on the event-loop thread (exc is None on success, else the OSError), so the log's state is only
+ever touched by the loop: no locks.
 
 SyncWriter  — does the syscall inline (the "plain write" baseline; also used with no loop, e.g.
               tools and recovery).

@@ -234,6 +234,58 @@ def test_unwritten_offsets_are_not_readable(tmp_path):
     asyncio.run(main())
 
 
+class _HeldWriter:
+    """Holds every write until the test releases it, in any order: UringWriter completes the
+    writes of different files (two segments) in either order. Calls run at once."""
+    is_async = False
+
+    def __init__(self):
+        self.held = []
+
+    def submit_write(self, fd, data, position, done):
+        self.held.append((fd, bytes(data), position, done))
+
+    def submit_call(self, fn, done):
+        fn()
+        done(None)
+
+    submit_side_call = submit_call
+
+    def release(self, i):
+        fd, data, position, done = self.held[i]
+        os.pwrite(fd, data, position)
+        done(None)
+
+    def drain(self):
+        pass
+
+    async def adrain(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_writes_completing_out_of_order_become_readable_in_offset_order(tmp_path):
+    async def main():
+        writer = _HeldWriter()
+        log = open_log("disk", tmp_path, LogConfig(segment_bytes=1500), writer=writer)
+        sent = [batch(2, size=1000, tag=i) for i in range(4)]
+        for b in sent:
+            log.append_nowait(bytearray(b))
+        assert [s.base_offset for s in log.segments] == [0, 2, 4, 6]    # one batch per segment
+        assert len(writer.held) == 4 and log.dirty_offset == 8
+        readable = []
+        for i in (3, 1, 0, 2):                  # the last segment's write completes first
+            writer.release(i)
+            readable.append((log.stable_offset, log.high_watermark, len(all_batches(log))))
+        assert readable == [(0, 0, 0), (0, 0, 0), (4, 4, 2), (8, 8, 4)]
+        assert [raw[17:] for _, _, raw in all_batches(log)] == [bytes(b[17:]) for b in sent]
+        writer.held.clear()
+        log.close_sync()
+    asyncio.run(main())
+
+
 def test_flush_messages_one_fsyncs_every_append(tmp_path):
     async def main():
         writer = ThreadedWriter()
