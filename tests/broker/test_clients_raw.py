@@ -1,14 +1,16 @@
 """Client behaviour at the protocol level, with our codec over raw sockets: fetch long poll, many
 topics and partitions per Produce, the idempotent-producer rules (duplicates, gaps, fenced epochs),
-and topic deletion followed at once by re-creation (pipelined on one connection)."""
+topic deletion followed at once by re-creation (pipelined on one connection), and a parked write
+holding up its own partition only."""
 from __future__ import annotations
 
 import threading
 import time
 
 from broker_conftest import (create_topic, fetch_records, list_offsets, log_end_offset, now_ms,
-                             unique)
+                             unique, wait_until)
 from pybroker.codec import messages as m
+from pybroker.codec.protocol import decode_response
 from pybroker.codec.records import build_batch, iter_batches
 from rawclient import RawClient
 
@@ -405,3 +407,36 @@ def test_fetch_at_the_high_watermark_answers_like_any_other_read(bootstrap, topi
             assert fetch(3).error_code == 1                  # below the log start: out of range
         finally:
             part.log.log_start_offset = 0
+
+
+# -- pipelined produce ----------------------------------------------------------------------------
+
+def test_a_parked_write_holds_up_its_own_partition_only(bootstrap, topic, broker):
+    # Stand-in for a write the kernel parks (ext4 waiting on the inode's i_data_sem, 75-180 ms
+    # measured): partition 0's writes complete only when the test says so. The producer's next
+    # request, for partition 1 on the same connection, is appended and readable meanwhile, and
+    # the two responses still come back in request order.
+    create_topic(bootstrap, topic, partitions=2)
+    log0 = broker.broker.state.replicas.partition(topic, 0).log
+    parked = []
+    real = log0._written_callback
+
+    def parking(*args):
+        done = real(*args)
+        return lambda exc: parked.append((done, exc))
+    log0._written_callback = parking
+    try:
+        with RawClient(bootstrap) as c:
+            first = c.send(0, 9, produce_request({topic: {0: batch([b"parked"])}}, acks=1))
+            second = c.send(0, 9, produce_request({topic: {1: batch([b"through"])}}, acks=1))
+            got = wait_until(lambda: fetch_records(bootstrap, topic, 1), what="partition 1 readable")
+            assert [r.value for r in got] == [b"through"]
+            assert fetch_records(bootstrap, topic, 0) == [] and len(parked) == 1
+            broker.call(lambda: [done(exc) for done, exc in parked])
+            for cid in (first, second):
+                header, resp = decode_response(0, 9, c.recv_frame())
+                assert header.correlation_id == cid
+                assert resp.responses[0].partition_responses[0].error_code == NONE
+    finally:
+        del log0._written_callback
+    assert [r.value for r in fetch_records(bootstrap, topic, 0)] == [b"parked"]

@@ -5,13 +5,14 @@ connection. (Real sockets with split, truncated and pipelined frames: test_bad_i
 """
 from __future__ import annotations
 
+import asyncio
 import random
 import struct
 
 import pytest
 
 from pybroker.network import connection as connection_mod
-from pybroker.network.connection import Connection
+from pybroker.network.connection import Connection, _Waiting
 
 MAX_REQUEST = 1 << 20
 
@@ -145,9 +146,73 @@ def test_size_prefix_out_of_range_closes(prefix):
 
 def test_reading_pauses_at_queued_max_requests():
     server, conn, transport = connect(max_queued=4)
-    conn.busy = True  # a request in flight: frames queue up
+    in_flight = _Waiting()
+    conn.waiting.append(in_flight)  # a request in flight: frames queue up
     feed(conn, frames_of([b"x"] * 4), iter(lambda: 100, None))
     assert transport.paused and len(conn.pending) == 4
-    conn.busy = False
+    in_flight.done = True
     conn.process()
     assert not transport.paused and len(server.frames) == 4
+
+
+# -- pipelined Produce ----------------------------------------------------------------------------
+
+class PipelineServer(FakeServer):
+    """Each frame is `api key (2 bytes) + name`; a name starting with "wait" returns an
+    awaitable that finishes when the test resolves its future; others answer at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.futures = {}
+
+    def dispatch(self, conn, frame):
+        name = bytes(frame[2:]).decode()
+        self.frames.append(name)
+        if not name.startswith("wait"):
+            return b"resp-" + name.encode()
+        fut = self.futures[name] = asyncio.get_running_loop().create_future()
+
+        async def wait():
+            await fut
+            return b"resp-" + name.encode()
+        return wait()
+
+
+class RecordingTransport(FakeTransport):
+    def __init__(self):
+        super().__init__()
+        self.written = []
+
+    def write(self, data):
+        self.written.append(bytes(data).decode())
+
+
+def test_a_waiting_produce_lets_the_next_produce_start_and_responses_keep_their_order():
+    PRODUCE, FETCH = b"\x00\x00", b"\x00\x01"
+
+    async def main():
+        server = PipelineServer()
+        conn = Connection(server, "PLAINTEXT")
+        transport = RecordingTransport()
+        conn.connection_made(transport)
+        feed(conn, frames_of([PRODUCE + b"wait-p1", PRODUCE + b"wait-p2", FETCH + b"f1",
+                              PRODUCE + b"p3", FETCH + b"wait-f2", PRODUCE + b"p4"]),
+             iter(lambda: 1000, None))
+        # p1 waits for its writes: p2 (a Produce) is handled; the Fetch behind them is not
+        assert server.frames == ["wait-p1", "wait-p2"] and conn.busy
+        server.futures["wait-p2"].set_result(None)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert transport.written == [] and server.frames == ["wait-p1", "wait-p2"]  # p1 first
+        server.futures["wait-p1"].set_result(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # a Fetch that waits holds up even a Produce behind it
+        assert server.frames == ["wait-p1", "wait-p2", "f1", "p3", "wait-f2"]
+        assert transport.written == ["resp-wait-p1", "resp-wait-p2", "resp-f1", "resp-p3"]
+        server.futures["wait-f2"].set_result(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert server.frames[-1] == "p4" and not conn.busy
+        assert transport.written[4:] == ["resp-wait-f2", "resp-p4"]
+    asyncio.run(main())
