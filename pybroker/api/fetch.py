@@ -23,6 +23,12 @@ R = FetchResponse
 UNKNOWN_TOPIC_OR_PARTITION = 3
 UNKNOWN_TOPIC_ID = 100
 READ_COMMITTED = 1
+# The tagged structs every PartitionData carries, at their defaults: one shared instance each
+# instead of three new objects per partition per response. Never mutated (to set one, assign a
+# new struct to the PartitionData).
+_NO_DIVERGING_EPOCH = R.EpochEndOffset()
+_NO_CURRENT_LEADER = R.LeaderIdAndEpoch()
+_NO_SNAPSHOT_ID = R.SnapshotId()
 
 
 def handle(ctx, req):
@@ -126,13 +132,13 @@ def _response(ctx, fctx, resolved, read):
         if not fctx.include(key, has_records, err, hw, lso, start):
             continue
         if err:
-            pd = R.PartitionData(partition_index=key[1], error_code=err, high_watermark=hw,
-                                 last_stable_offset=lso, log_start_offset=start,
-                                 records=b"")  # empty, never null: librdkafka rejects null records
+            pd = _partition_data(key[1], err, hw, lso, start, b"", [])  # b"": librdkafka rejects null
         else:
-            pd = R.PartitionData(partition_index=key[1], error_code=0, high_watermark=hw,
-                                 last_stable_offset=lso, log_start_offset=start, records=r.records,
-                                 aborted_transactions=r.aborted_transactions)
+            pd = r.response
+            if pd is None:
+                pd = _partition_data(key[1], 0, hw, lso, start, r.records, r.aborted_transactions)
+                if not r.size:
+                    r.response = pd     # reused with the read (Partition.read)
         t = topics.get(key[0])
         if t is None:
             t = topics[key[0]] = (R.FetchableTopicResponse(topic_id=key[0], partitions=[])
@@ -142,3 +148,10 @@ def _response(ctx, fctx, resolved, read):
             order.append(t)
         t.partitions.append(pd)
     return R(throttle_time_ms=0, error_code=0, session_id=fctx.session_id, responses=order)
+
+
+def _partition_data(index, err, hw, lso, start, records, aborted):
+    return R.PartitionData(partition_index=index, error_code=err, high_watermark=hw,
+                           last_stable_offset=lso, log_start_offset=start, records=records,
+                           aborted_transactions=aborted, diverging_epoch=_NO_DIVERGING_EPOCH,
+                           current_leader=_NO_CURRENT_LEADER, snapshot_id=_NO_SNAPSHOT_ID)

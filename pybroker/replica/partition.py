@@ -30,6 +30,9 @@ class PartitionRead:
     last_stable_offset: int
     log_start_offset: int
     aborted_transactions: Optional[list]
+    # What the Fetch handler built from this read: a caught-up read is reused while the
+    # partition does not change (Partition.read), and so is its response entry.
+    response: object = None
 
 
 class Partition:
@@ -43,6 +46,7 @@ class Partition:
         self.log = log
         self.manager = manager
         self.deleted = False
+        self._caught_up = None   # the PartitionRead answered to a caught-up read_uncommitted fetch
 
     # -- config-derived limits ----------------------------------------------------------------
     @property
@@ -115,12 +119,21 @@ class Partition:
              current_leader_epoch=-1) -> PartitionRead:
         self.check_leader_epoch(current_leader_epoch)
         log = self.log
-        if fetch_offset == log.high_watermark and log.offline_error is None \
-                and fetch_offset >= log.log_start_offset:
+        hw = log.high_watermark
+        if fetch_offset == hw and log.offline_error is None and fetch_offset >= log.log_start_offset:
             # Caught up, the usual state of most partitions in a long poll over many: what
             # log.read would answer (nothing; the isolation bound is at or below the high
             # watermark), without its lookups. A 256-partition consumer re-reads every partition
-            # of its session on each wake-up.
+            # of its session on each wake-up, and librdkafka (no fetch sessions) gets all of them
+            # back in every response: the same read, and so its response entry, is reused until
+            # the partition's offsets change.
+            if not read_committed:
+                cached, lso, start = self._caught_up, log.last_stable_offset, log.log_start_offset
+                if cached is not None and cached.high_watermark == hw \
+                        and cached.last_stable_offset == lso and cached.log_start_offset == start:
+                    return cached
+                cached = self._caught_up = PartitionRead(b"", 0, hw, lso, start, None)
+                return cached
             records, size = b"", 0
         else:
             isolation = FetchIsolation.TXN_COMMITTED if read_committed else FetchIsolation.HIGH_WATERMARK

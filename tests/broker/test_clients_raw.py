@@ -409,6 +409,38 @@ def test_fetch_at_the_high_watermark_answers_like_any_other_read(bootstrap, topi
             part.log.log_start_offset = 0
 
 
+def test_a_caught_up_read_is_reused_only_while_the_partition_is_unchanged(bootstrap, topic, broker):
+    # Partition.read keeps the caught-up answer (and fetch its response entry) until the high
+    # watermark, last stable offset or log start offset moves; each move must show in the next
+    # response.
+    create_topic(bootstrap, topic, partitions=1)
+    F = m.FetchRequest
+    part = broker.broker.state.replicas.partition(topic, 0)
+    with RawClient(bootstrap) as c:
+        assert produce_one(c, topic, 0, batch([b"a", b"b"])).error_code == NONE
+
+        def fetch(offset):
+            resp = c.request(1, 12, F(max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, topics=[
+                F.FetchTopic(topic=topic, partitions=[F.FetchPartition(
+                    partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)])]))
+            pd = resp.responses[0].partitions[0]
+            return pd.error_code, bytes(pd.records), pd.high_watermark, pd.log_start_offset
+
+        first = broker.call(lambda: part.read(2, 1 << 20))
+        assert broker.call(lambda: part.read(2, 1 << 20)) is first       # reused
+        assert broker.call(lambda: part.read(2, 1 << 20, read_committed=True)) is not first
+        assert fetch(2) == (NONE, b"", 2, 0) and fetch(2) == (NONE, b"", 2, 0)
+        assert produce_one(c, topic, 0, batch([b"c"])).error_code == NONE
+        assert fetch(3) == (NONE, b"", 3, 0)                               # the new high watermark
+        assert broker.call(lambda: part.read(3, 1 << 20)) is not first
+        part.log.log_start_offset = 1                                      # as DeleteRecords would
+        try:
+            assert fetch(3) == (NONE, b"", 3, 1)                           # the new log start
+        finally:
+            part.log.log_start_offset = 0
+        assert fetch(3) == (NONE, b"", 3, 0)
+
+
 # -- pipelined produce ----------------------------------------------------------------------------
 
 def test_a_parked_write_holds_up_its_own_partition_only(bootstrap, topic, broker):
