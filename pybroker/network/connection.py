@@ -9,9 +9,11 @@ Produce too (PIPELINED_API_KEYS). Its batches are appended after the first one's
 of appends is unchanged; but a write the kernel parks on one partition (75-180 ms measured on
 ext4) no longer holds up the producer's other partitions, whose writes complete and become
 readable meanwhile. Requests received in full before the peer
-disconnects are still handled (their responses dropped), as Kafka does. Reading continues while a request is in flight, up to
-`queued.max.requests` frames; beyond that, and while the transport's write buffer is above its
-high-water mark (a slow reader), reading is paused.
+disconnects are still handled (their responses dropped), as Kafka does. Reading continues while
+requests are in flight, up to `queued.max.requests` frames queued or waiting for their response
+(so pipelined Produces waiting on a parked write cannot pile up without bound); beyond that,
+and while the transport's write buffer is above its high-water mark (a slow reader), reading is
+paused.
 
 Reading is a BufferedProtocol: the socket is read straight into our buffers. Small frames and
 size prefixes land in a per-connection read buffer and are copied out once; a frame larger than
@@ -146,7 +148,7 @@ class Connection(asyncio.BufferedProtocol):
             self._end += nbytes
             if not self._split_frames():
                 return
-        if len(self.pending) >= self.max_queued and not self.read_paused:
+        if len(self.pending) + len(self.waiting) >= self.max_queued and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
         self.process()
@@ -223,10 +225,8 @@ class Connection(asyncio.BufferedProtocol):
                 waiting.append(w)
             elif result is not None:
                 self.write(result)
-        if waiting:
-            return
         if self.peer_closed:
-            if not self.pending:
+            if not self.pending and not waiting:
                 self._finished()
             return
         self._maybe_resume_reading()
@@ -287,7 +287,8 @@ class Connection(asyncio.BufferedProtocol):
             self._writable_fd = -1
 
     def _maybe_resume_reading(self):
-        if self.read_paused and len(self.pending) < self.max_queued // 2 and not self.closed:
+        if self.read_paused and len(self.pending) + len(self.waiting) < self.max_queued // 2 \
+                and not self.closed:
             self.read_paused = False
             self.transport.resume_reading()
 

@@ -216,3 +216,28 @@ def test_a_waiting_produce_lets_the_next_produce_start_and_responses_keep_their_
         assert server.frames[-1] == "p4" and not conn.busy
         assert transport.written[4:] == ["resp-wait-f2", "resp-p4"]
     asyncio.run(main())
+
+
+def test_produces_waiting_for_their_writes_count_toward_queued_max_requests():
+    # pipelined Produces held up by a parked write must not pile up without bound: reading
+    # pauses once queued plus waiting requests reach queued.max.requests, and resumes below half
+    PRODUCE = b"\x00\x00"
+
+    async def main():
+        server = PipelineServer()
+        server.config["queued.max.requests"] = 4
+        conn = Connection(server, "PLAINTEXT")
+        transport = RecordingTransport()
+        conn.connection_made(transport)
+        for i in range(3):
+            feed(conn, frames_of([PRODUCE + b"wait-%d" % i]), iter(lambda: 1000, None))
+        assert len(conn.waiting) == 3 and not transport.paused
+        feed(conn, frames_of([PRODUCE + b"wait-3"]), iter(lambda: 1000, None))
+        assert len(conn.waiting) == 4 and transport.paused
+        for i in range(4):
+            server.futures["wait-%d" % i].set_result(None)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert transport.paused == (i < 2), i     # resumed once fewer than 2 are left
+        assert transport.written == ["resp-wait-%d" % i for i in range(4)]
+    asyncio.run(main())
